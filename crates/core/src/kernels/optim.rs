@@ -1,0 +1,1 @@
+//! Fused solver update kernels (one pass over a parameter and its state per step).
