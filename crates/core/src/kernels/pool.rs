@@ -1,28 +1,380 @@
 //! 2-D max and average pooling (NCHW), forward and backward.
+//!
+//! Semantics follow PyTorch with `ceil_mode=False`:
+//!
+//! * max pooling treats padding as −∞, propagates NaN, and its backward routes each output
+//!   gradient to the window's arg-max as PyTorch's CPU kernel picks it (the first maximum in
+//!   row-major window order; a NaN wins over numbers). Dilation is supported.
+//! * average pooling is `count_include_pad=True`: each window is clipped to the padded input
+//!   (`H + pad`), its size is the divisor, and the sum runs over the real input cells only.
+//!   Average pooling has no dilation; anything but `(1, 1)` is rejected.
+//!
+//! Inputs may be arbitrary strided views; outputs must be contiguous. Work is split over the
+//! `N·C` planes with rayon when it is large enough.
 
-use crate::kernels::conv::Conv2dParams;
-use crate::{Result, Tensor, TensorView};
+use crate::error::{fmt_shape, CoreError};
+use crate::kernels::conv::{
+    check_4d, check_float_dtypes, check_out_shape, max_threads, out_slice, raw4, Conv2dParams, SendPtr,
+};
+use crate::{DType, Element, Float, Result, Tensor, TensorView};
+use rayon::prelude::*;
+
+/// Pool sizes.
+#[derive(Clone, Copy, Debug)]
+struct PGeom {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    kh: usize,
+    kw: usize,
+    oh: usize,
+    ow: usize,
+    p: Conv2dParams,
+}
+
+impl PGeom {
+    fn parallel(&self) -> bool {
+        let work = (self.n * self.c)
+            .saturating_mul(self.oh * self.ow)
+            .saturating_mul(self.kh * self.kw);
+        self.n * self.c >= 2 && work >= (1 << 16) && max_threads() > 1
+    }
+}
+
+fn pool_geometry(
+    op: &'static str,
+    x: [usize; 4],
+    kernel: (usize, usize),
+    p: Conv2dParams,
+    allow_dilation: bool,
+) -> Result<PGeom> {
+    if kernel.0 == 0 || kernel.1 == 0 {
+        return Err(CoreError::Shape {
+            op,
+            detail: format!("kernel size {} must be positive", fmt_shape(&[kernel.0, kernel.1])),
+        });
+    }
+    if p.stride.0 == 0 || p.stride.1 == 0 || p.dilation.0 == 0 || p.dilation.1 == 0 {
+        return Err(CoreError::Shape {
+            op,
+            detail: format!(
+                "stride {} and dilation {} must be positive",
+                fmt_shape(&[p.stride.0, p.stride.1]),
+                fmt_shape(&[p.dilation.0, p.dilation.1])
+            ),
+        });
+    }
+    if !allow_dilation && p.dilation != (1, 1) {
+        return Err(CoreError::Shape {
+            op,
+            detail: format!(
+                "dilation {} is not supported (only (1, 1))",
+                fmt_shape(&[p.dilation.0, p.dilation.1])
+            ),
+        });
+    }
+    let (oh, ow) = p.out_hw((x[2], x[3]), kernel).ok_or_else(|| CoreError::Shape {
+        op,
+        detail: format!(
+            "window {} with dilation {} is larger than the padded input {} (input {}, padding {})",
+            fmt_shape(&[kernel.0, kernel.1]),
+            fmt_shape(&[p.dilation.0, p.dilation.1]),
+            fmt_shape(&[x[2] + 2 * p.padding.0, x[3] + 2 * p.padding.1]),
+            fmt_shape(&x),
+            fmt_shape(&[p.padding.0, p.padding.1]),
+        ),
+    })?;
+    Ok(PGeom { n: x[0], c: x[1], h: x[2], w: x[3], kh: kernel.0, kw: kernel.1, oh, ow, p })
+}
+
+/// Runs `f(plane_index, chunk)` over `out` split into planes of `plane` elements, in parallel
+/// when `par`.
+fn for_planes<T: Element>(out: &mut [T], plane: usize, par: bool, f: impl Fn(usize, &mut [T]) + Sync + Send) {
+    if plane == 0 {
+        return;
+    }
+    if par {
+        out.par_chunks_mut(plane).enumerate().for_each(|(i, d)| f(i, d));
+    } else {
+        out.chunks_mut(plane).enumerate().for_each(|(i, d)| f(i, d));
+    }
+}
+
+/// Pointer to plane `i = n·C + c` of a 4-D strided view.
+///
+/// # Safety
+/// `i < N·C` of the view that `base`/`s` describe.
+#[inline]
+unsafe fn plane_ptr<T>(base: SendPtr<T>, s: [isize; 4], c: usize, i: usize) -> *const T {
+    let (n, ch) = (i / c, i % c);
+    // SAFETY: caller contract.
+    unsafe { base.0.offset(n as isize * s[0] + ch as isize * s[1]) }
+}
+
+/// The window of output `(oy, ox)`: the valid taps are
+/// `iy = y0 + a·dh` for `a ∈ [a0, a1)` and `ix = x0 + b·dw` for `b ∈ [b0, b1)`.
+#[inline]
+fn taps(start: isize, k: usize, d: usize, len: usize) -> (usize, usize) {
+    // first a with start + a·d ≥ 0, first a with start + a·d ≥ len
+    let a0 = if start >= 0 { 0 } else { ((-start) as usize).div_ceil(d) };
+    let a1 = if start >= len as isize { 0 } else { ((len as isize - start) as usize).div_ceil(d) };
+    let a1 = a1.min(k);
+    (a0.min(a1), a1)
+}
+
+/// Arg-max of one window as a flat plane index, PyTorch's rule; `None` when the window
+/// holds no real input cell.
+///
+/// # Safety
+/// `xp` with strides `(sy, sx)` must address a live `(H, W)` plane matching `g`.
+#[inline]
+unsafe fn window_argmax<T: Float>(xp: *const T, sy: isize, sx: isize, g: &PGeom, oy: usize, ox: usize) -> Option<(usize, T)> {
+    let y0 = (oy * g.p.stride.0) as isize - g.p.padding.0 as isize;
+    let x0 = (ox * g.p.stride.1) as isize - g.p.padding.1 as isize;
+    let (dh, dw) = g.p.dilation;
+    let (a0, a1) = taps(y0, g.kh, dh, g.h);
+    let (b0, b1) = taps(x0, g.kw, dw, g.w);
+    if a0 >= a1 || b0 >= b1 {
+        return None;
+    }
+    let first_y = (y0 + (a0 * dh) as isize) as usize;
+    let first_x = (x0 + (b0 * dw) as isize) as usize;
+    let mut best = T::neg_infinity();
+    let mut idx = first_y * g.w + first_x;
+    for a in a0..a1 {
+        let iy = (y0 + (a * dh) as isize) as usize;
+        for b in b0..b1 {
+            let ix = (x0 + (b * dw) as isize) as usize;
+            // SAFETY: iy < H, ix < W.
+            let v = unsafe { *xp.offset(iy as isize * sy + ix as isize * sx) };
+            if v > best || v.is_nan() {
+                best = v;
+                idx = iy * g.w + ix;
+            }
+        }
+    }
+    Some((idx, best))
+}
 
 /// Max pooling with window `kernel`; padded cells never win (as −∞).
+///
+/// `x (N, C, H, W)` → `out (N, C, oH, oW)`, float32/float64, with
+/// `oH = (H + 2·pad − dil·(k − 1) − 1) / stride + 1`.
+///
+/// ```
+/// use gorgon_core::{Tensor, kernels::{pool::max_pool2d, conv::Conv2dParams}};
+/// let x = Tensor::from_vec_f64((0..16).map(f64::from).collect(), &[1, 1, 4, 4]).unwrap();
+/// let p = Conv2dParams { stride: (2, 2), padding: (0, 0), dilation: (1, 1) };
+/// let mut out = Tensor::zeros(gorgon_core::DType::F64, &[1, 1, 2, 2]);
+/// max_pool2d(&x.view(), (2, 2), p, &mut out).unwrap();
+/// assert_eq!(out.to_vec_f64(), vec![5.0, 7.0, 13.0, 15.0]);
+/// ```
 pub fn max_pool2d(x: &TensorView, kernel: (usize, usize), p: Conv2dParams, out: &mut Tensor) -> Result<()> {
-    let _ = (x, kernel, p, out);
-    todo!()
+    const OP: &str = "max_pool2d";
+    let dt = check_float_dtypes(OP, &[x.dtype()], out.dtype())?;
+    let xs = check_4d(OP, "input", "(N, C, H, W)", x.shape())?;
+    let g = pool_geometry(OP, xs, kernel, p, true)?;
+    check_out_shape(OP, out.shape(), &[g.n, g.c, g.oh, g.ow])?;
+    match dt {
+        DType::F32 => max_fwd::<f32>(OP, x, &g, out),
+        _ => max_fwd::<f64>(OP, x, &g, out),
+    }
+}
+
+fn typed<'a, T: Element>(op: &'static str, v: &TensorView<'a>) -> Result<ndarray::ArrayViewD<'a, T>> {
+    v.as_array::<T>().ok_or(CoreError::DType { op, dtype: v.dtype(), detail: format!("expected {}", T::DTYPE) })
+}
+
+fn max_fwd<T: Float>(op: &'static str, x: &TensorView, g: &PGeom, out: &mut Tensor) -> Result<()> {
+    let x = typed::<T>(op, x)?;
+    let out = out_slice::<T>(op, out)?;
+    let (xp, s) = raw4(&x);
+    let g = *g;
+    for_planes(out, g.oh * g.ow, g.parallel(), move |i, dst| {
+        // SAFETY: i < N·C (one chunk per plane).
+        let pp = unsafe { plane_ptr(xp, s, g.c, i) };
+        for oy in 0..g.oh {
+            for ox in 0..g.ow {
+                // SAFETY: pp is a live (H, W) plane with strides s[2], s[3].
+                let r = unsafe { window_argmax(pp, s[2], s[3], &g, oy, ox) };
+                dst[oy * g.ow + ox] = r.map_or(T::neg_infinity(), |(_, v)| v);
+            }
+        }
+    });
+    Ok(())
 }
 
 /// Gradient of max pooling: routes each `grad` cell to the first arg-max of its window in `x`.
+///
+/// `x (N, C, H, W)`, `grad (N, C, oH, oW)`; `out` has `x`'s shape and is overwritten.
+/// Overlapping windows that share an arg-max accumulate.
 pub fn max_pool2d_backward(x: &TensorView, grad: &TensorView, kernel: (usize, usize), p: Conv2dParams, out: &mut Tensor) -> Result<()> {
-    let _ = (x, grad, kernel, p, out);
-    todo!()
+    const OP: &str = "max_pool2d_backward";
+    let dt = check_float_dtypes(OP, &[x.dtype(), grad.dtype()], out.dtype())?;
+    let xs = check_4d(OP, "input", "(N, C, H, W)", x.shape())?;
+    let g = pool_geometry(OP, xs, kernel, p, true)?;
+    check_grad_shape(OP, grad.shape(), &g)?;
+    check_out_shape(OP, out.shape(), &xs)?;
+    match dt {
+        DType::F32 => max_bwd::<f32>(OP, x, grad, &g, out),
+        _ => max_bwd::<f64>(OP, x, grad, &g, out),
+    }
+}
+
+fn check_grad_shape(op: &'static str, got: &[usize], g: &PGeom) -> Result<()> {
+    let expect = [g.n, g.c, g.oh, g.ow];
+    if got != expect {
+        return Err(CoreError::Shape {
+            op,
+            detail: format!(
+                "grad has shape {}, expected {} for input {}",
+                fmt_shape(got),
+                fmt_shape(&expect),
+                fmt_shape(&[g.n, g.c, g.h, g.w])
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn max_bwd<T: Float>(op: &'static str, x: &TensorView, grad: &TensorView, g: &PGeom, out: &mut Tensor) -> Result<()> {
+    let x = typed::<T>(op, x)?;
+    let grad = typed::<T>(op, grad)?;
+    let out = out_slice::<T>(op, out)?;
+    let (xp, s) = raw4(&x);
+    let (gp, gs) = raw4(&grad);
+    let g = *g;
+    for_planes(out, g.h * g.w, g.parallel(), move |i, dst| {
+        dst.fill(T::zero());
+        // SAFETY: i < N·C for both x and grad (same N, C).
+        let (pp, gpp) = unsafe { (plane_ptr(xp, s, g.c, i), plane_ptr(gp, gs, g.c, i)) };
+        for oy in 0..g.oh {
+            for ox in 0..g.ow {
+                // SAFETY: live planes; (oy, ox) inside grad's (oH, oW).
+                unsafe {
+                    if let Some((idx, _)) = window_argmax(pp, s[2], s[3], &g, oy, ox) {
+                        dst[idx] += *gpp.offset(oy as isize * gs[2] + ox as isize * gs[3]);
+                    }
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+/// PyTorch's window for average pooling: the real-cell ranges `[y0, y1) × [x0, x1)` and the
+/// divisor (the window clipped to the padded input, `count_include_pad=True`).
+#[inline]
+fn avg_window(g: &PGeom, oy: usize, ox: usize) -> (usize, usize, usize, usize, usize) {
+    let (sh, sw) = g.p.stride;
+    let (ph, pw) = (g.p.padding.0 as isize, g.p.padding.1 as isize);
+    let mut y0 = (oy * sh) as isize - ph;
+    let mut x0 = (ox * sw) as isize - pw;
+    let mut y1 = (y0 + g.kh as isize).min(g.h as isize + ph);
+    let mut x1 = (x0 + g.kw as isize).min(g.w as isize + pw);
+    let size = ((y1 - y0).max(0) * (x1 - x0).max(0)) as usize;
+    y0 = y0.max(0);
+    x0 = x0.max(0);
+    y1 = y1.min(g.h as isize);
+    x1 = x1.min(g.w as isize);
+    if y0 >= y1 || x0 >= x1 {
+        return (0, 0, 0, 0, size);
+    }
+    (y0 as usize, y1 as usize, x0 as usize, x1 as usize, size)
 }
 
 /// Average pooling; padded zeros count in the divisor (PyTorch's default).
+///
+/// Exactly PyTorch's `avg_pool2d(count_include_pad=True, ceil_mode=False)`; dilation must be
+/// `(1, 1)`.
+///
+/// ```
+/// use gorgon_core::{Tensor, kernels::{pool::avg_pool2d, conv::Conv2dParams}};
+/// let x = Tensor::from_vec_f64(vec![4.0; 4], &[1, 1, 2, 2]).unwrap();
+/// let p = Conv2dParams { stride: (2, 2), padding: (1, 1), dilation: (1, 1) };
+/// let mut out = Tensor::zeros(gorgon_core::DType::F64, &[1, 1, 2, 2]);
+/// avg_pool2d(&x.view(), (2, 2), p, &mut out).unwrap();
+/// assert_eq!(out.to_vec_f64(), vec![1.0; 4]);
+/// ```
 pub fn avg_pool2d(x: &TensorView, kernel: (usize, usize), p: Conv2dParams, out: &mut Tensor) -> Result<()> {
-    let _ = (x, kernel, p, out);
-    todo!()
+    const OP: &str = "avg_pool2d";
+    let dt = check_float_dtypes(OP, &[x.dtype()], out.dtype())?;
+    let xs = check_4d(OP, "input", "(N, C, H, W)", x.shape())?;
+    let g = pool_geometry(OP, xs, kernel, p, false)?;
+    check_out_shape(OP, out.shape(), &[g.n, g.c, g.oh, g.ow])?;
+    match dt {
+        DType::F32 => avg_fwd::<f32>(OP, x, &g, out),
+        _ => avg_fwd::<f64>(OP, x, &g, out),
+    }
+}
+
+fn avg_fwd<T: Float>(op: &'static str, x: &TensorView, g: &PGeom, out: &mut Tensor) -> Result<()> {
+    let x = typed::<T>(op, x)?;
+    let out = out_slice::<T>(op, out)?;
+    let (xp, s) = raw4(&x);
+    let g = *g;
+    for_planes(out, g.oh * g.ow, g.parallel(), move |i, dst| {
+        // SAFETY: i < N·C.
+        let pp = unsafe { plane_ptr(xp, s, g.c, i) };
+        for oy in 0..g.oh {
+            for ox in 0..g.ow {
+                let (y0, y1, x0, x1, size) = avg_window(&g, oy, ox);
+                let mut sum = T::zero();
+                for iy in y0..y1 {
+                    for ix in x0..x1 {
+                        // SAFETY: iy < H, ix < W.
+                        sum += unsafe { *pp.offset(iy as isize * s[2] + ix as isize * s[3]) };
+                    }
+                }
+                dst[oy * g.ow + ox] = if y0 == y1 { T::zero() } else { sum / T::from_f64(size as f64) };
+            }
+        }
+    });
+    Ok(())
 }
 
 /// Gradient of average pooling into `out` (the input's shape).
+///
+/// `grad (N, C, oH, oW)`; `out (N, C, H, W)` is overwritten. Each input cell receives
+/// `grad / divisor` from every window that covers it.
 pub fn avg_pool2d_backward(grad: &TensorView, kernel: (usize, usize), p: Conv2dParams, out: &mut Tensor) -> Result<()> {
-    let _ = (grad, kernel, p, out);
-    todo!()
+    const OP: &str = "avg_pool2d_backward";
+    let dt = check_float_dtypes(OP, &[grad.dtype()], out.dtype())?;
+    let xs = check_4d(OP, "output", "(N, C, H, W)", out.shape())?;
+    let g = pool_geometry(OP, xs, kernel, p, false)?;
+    check_grad_shape(OP, grad.shape(), &g)?;
+    match dt {
+        DType::F32 => avg_bwd::<f32>(OP, grad, &g, out),
+        _ => avg_bwd::<f64>(OP, grad, &g, out),
+    }
+}
+
+fn avg_bwd<T: Float>(op: &'static str, grad: &TensorView, g: &PGeom, out: &mut Tensor) -> Result<()> {
+    let grad = typed::<T>(op, grad)?;
+    let out = out_slice::<T>(op, out)?;
+    let (gp, gs) = raw4(&grad);
+    let g = *g;
+    for_planes(out, g.h * g.w, g.parallel(), move |i, dst| {
+        dst.fill(T::zero());
+        // SAFETY: i < N·C.
+        let gpp = unsafe { plane_ptr(gp, gs, g.c, i) };
+        for oy in 0..g.oh {
+            for ox in 0..g.ow {
+                let (y0, y1, x0, x1, size) = avg_window(&g, oy, ox);
+                if y0 == y1 {
+                    continue;
+                }
+                // SAFETY: (oy, ox) inside grad's (oH, oW).
+                let v = unsafe { *gpp.offset(oy as isize * gs[2] + ox as isize * gs[3]) };
+                let d = v / T::from_f64(size as f64);
+                for iy in y0..y1 {
+                    for cell in &mut dst[iy * g.w + x0..iy * g.w + x1] {
+                        *cell += d;
+                    }
+                }
+            }
+        }
+    });
+    Ok(())
 }

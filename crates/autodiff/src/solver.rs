@@ -1,0 +1,191 @@
+//! Solver steps: fused per-parameter updates (kernels in `gorgon_core::kernels::optim`)
+//! applied to leaf values from the gradients of the last run. State buffers are owned by
+//! the caller (the Python solver keeps them as NumPy arrays, so they can be saved).
+
+use crate::error::{Error, Result};
+use crate::graph::{Graph, NodeId};
+use crate::vm::{write, SharedGraph};
+use gorgon_core::kernels::optim::{self, GradPrep, SolverRule};
+use gorgon_core::{Float, Tensor, TensorView};
+
+/// A solver's update rule.
+#[derive(Clone, Debug)]
+pub enum Rule {
+    /// A per-element rule (SGD, AdaGrad, RMSProp, Adam, AdamW, AdaDelta).
+    Elementwise(SolverRule),
+    /// Barzilai–Borwein: η = ⟨Δw,Δg⟩/‖Δg‖² over all parameters (first step uses `lr`).
+    BarzilaiBorwein {
+        /// Step size of the first step.
+        lr: f64,
+    },
+}
+
+/// One parameter's state buffers, borrowed mutably from the caller.
+pub enum StateBufs<'a> {
+    /// float32 state.
+    F32(Vec<&'a mut [f32]>),
+    /// float64 state.
+    F64(Vec<&'a mut [f64]>),
+}
+
+fn grad_copy(graph: &SharedGraph, g: &Graph, p: NodeId) -> Result<Tensor> {
+    let _ = graph;
+    let Some(&gid) = g.grad_of.get(&p) else {
+        let n = g.node(p);
+        return Err(Error::Graph(format!("solver step: parameter {} has no gradient; build it with gr.grad(cost, [...]) and run a machine first", n.describe(p))));
+    };
+    if let Some(src) = g.result_source() {
+        if let Some(r) = src.value_of(gid) {
+            return r;
+        }
+    }
+    if let Some(v) = g.stored_value(gid) {
+        return Ok(v.view().to_owned());
+    }
+    Err(Error::Graph(format!("solver step: the gradient of parameter {} has not been computed; run the machine before step()", g.node(p).label(p))))
+}
+
+/// Applies one step to every parameter in `params` (leaves of `graph`).
+pub fn step(graph: &SharedGraph, rule: &Rule, prep: &GradPrep, t: u64, params: &[NodeId], states: &mut [StateBufs<'_>]) -> Result<()> {
+    if states.len() != params.len() {
+        return Err(Error::Internal("solver step: one state list per parameter is required".into()));
+    }
+    // Gradients first (copies taken without holding the graph write lock), then updates.
+    let grads: Vec<Tensor> = {
+        let g = crate::vm::read(graph)?;
+        for &p in params {
+            let n = g.try_node(p)?;
+            if !matches!(n.kind, crate::graph::NodeKind::Leaf) {
+                return Err(Error::Graph(format!("solver step: {} is not a variable (leaf) node", n.label(p))));
+            }
+            if g.stored_value(p).is_none() {
+                return Err(Error::Graph(format!("solver step: parameter {} has no value", n.label(p))));
+            }
+        }
+        params.iter().map(|&p| grad_copy(graph, &g, p)).collect::<Result<_>>()?
+    };
+    let mut g = write(graph)?;
+    match rule {
+        Rule::Elementwise(r) => {
+            for ((&p, grad), st) in params.iter().zip(&grads).zip(states.iter_mut()) {
+                let label = g.node(p).label(p);
+                let w = g.stored_value_mut(p).expect("checked above");
+                apply_one(&label, r, prep, t, w, &grad.view(), st)?;
+            }
+        }
+        Rule::BarzilaiBorwein { lr } => barzilai_borwein(&mut g, *lr, prep, t, params, &grads, states)?,
+    }
+    Ok(())
+}
+
+fn typed<'w, 'g, T: Float>(label: &str, w: &'w mut Tensor, grad: &TensorView<'g>) -> Result<(&'w mut [T], &'g [T])> {
+    let wd = w.dtype();
+    let w = T::tensor_mut(w).and_then(|a| a.as_slice_mut());
+    let gv = T::view_ref(grad);
+    match (w, gv) {
+        (Some(w), Some(gv)) => {
+            let gs = gv.to_slice().ok_or_else(|| Error::Internal(format!("gradient of {label} is not contiguous")))?;
+            if gs.len() != w.len() {
+                return Err(Error::Shape(format!("solver step: gradient of {label} has {} elements, parameter has {}", gs.len(), w.len())));
+            }
+            Ok((w, gs))
+        }
+        _ => Err(Error::DType(format!("solver step: parameter {label} ({wd}) and its gradient differ in dtype, or it is not float"))),
+    }
+}
+
+fn apply_one(label: &str, r: &SolverRule, prep: &GradPrep, t: u64, w: &mut Tensor, grad: &TensorView, st: &mut StateBufs) -> Result<()> {
+    let need = optim::state_len(r);
+    let n = w.len();
+    let check = |lens: Vec<usize>| -> Result<()> {
+        if lens.len() < need || lens.iter().any(|&l| l != n) {
+            return Err(Error::Shape(format!("solver step: parameter {label} needs {need} state buffers of {n} elements, got {lens:?}")));
+        }
+        Ok(())
+    };
+    match st {
+        StateBufs::F32(s) => {
+            check(s.iter().map(|b| b.len()).collect())?;
+            let (w, g) = typed::<f32>(label, w, grad)?;
+            let mut refs: Vec<&mut [f32]> = s.iter_mut().map(|b| &mut **b).collect();
+            optim::apply(r, prep, t, w, g, &mut refs);
+        }
+        StateBufs::F64(s) => {
+            check(s.iter().map(|b| b.len()).collect())?;
+            let (w, g) = typed::<f64>(label, w, grad)?;
+            let mut refs: Vec<&mut [f64]> = s.iter_mut().map(|b| &mut **b).collect();
+            optim::apply(r, prep, t, w, g, &mut refs);
+        }
+    }
+    Ok(())
+}
+
+/// Gradient preprocessing in f64 (used by Barzilai–Borwein, which needs all parameters).
+fn prep_grad(prep: &GradPrep, w: f64, g: f64) -> f64 {
+    let mut g = g / prep.batch_size;
+    if let Some(c) = prep.clip {
+        g = g.clamp(-c, c);
+    }
+    let sign = if w > 0.0 { 1.0 } else if w < 0.0 { -1.0 } else { 0.0 };
+    g + prep.l2 * w + prep.l1 * sign
+}
+
+fn barzilai_borwein(g: &mut Graph, lr: f64, prep: &GradPrep, t: u64, params: &[NodeId], grads: &[Tensor], states: &mut [StateBufs<'_>]) -> Result<()> {
+    // Work in f64 element lists; write back in the parameter's dtype.
+    let mut ws: Vec<Vec<f64>> = Vec::new();
+    let mut gs: Vec<Vec<f64>> = Vec::new();
+    for (&p, grad) in params.iter().zip(grads) {
+        let w = g.stored_value(p).expect("checked").view().to_owned().to_vec_f64();
+        let gr = grad.to_vec_f64();
+        if gr.len() != w.len() {
+            return Err(Error::Shape(format!("solver step: gradient of {} has the wrong size", g.node(p).label(p))));
+        }
+        gs.push(w.iter().zip(&gr).map(|(&wi, &gi)| prep_grad(prep, wi, gi)).collect());
+        ws.push(w);
+    }
+    let prev = |st: &StateBufs, k: usize| -> Vec<f64> {
+        match st {
+            StateBufs::F32(s) => s.get(k).map(|b| b.iter().map(|&v| v as f64).collect()).unwrap_or_default(),
+            StateBufs::F64(s) => s.get(k).map(|b| b.to_vec()).unwrap_or_default(),
+        }
+    };
+    let eta = if t <= 1 {
+        lr
+    } else {
+        let (mut num, mut den) = (0.0, 0.0);
+        for (i, st) in states.iter().enumerate() {
+            let (pw, pg) = (prev(st, 0), prev(st, 1));
+            if pw.len() != ws[i].len() || pg.len() != ws[i].len() {
+                return Err(Error::Shape("solver step: Barzilai–Borwein needs 2 state buffers per parameter".into()));
+            }
+            for j in 0..ws[i].len() {
+                let dw = ws[i][j] - pw[j];
+                let dg = gs[i][j] - pg[j];
+                num += dw * dg;
+                den += dg * dg;
+            }
+        }
+        if den > 0.0 && num.is_finite() { num / den } else { lr }
+    };
+    for (i, (&p, st)) in params.iter().zip(states.iter_mut()).enumerate() {
+        let new: Vec<f64> = ws[i].iter().zip(&gs[i]).map(|(&w, &gg)| w - eta * gg).collect();
+        match st {
+            StateBufs::F32(s) if s.len() >= 2 => {
+                s[0].iter_mut().zip(&ws[i]).for_each(|(d, &v)| *d = v as f32);
+                s[1].iter_mut().zip(&gs[i]).for_each(|(d, &v)| *d = v as f32);
+            }
+            StateBufs::F64(s) if s.len() >= 2 => {
+                s[0].copy_from_slice(&ws[i]);
+                s[1].copy_from_slice(&gs[i]);
+            }
+            _ => return Err(Error::Shape("solver step: Barzilai–Borwein needs 2 state buffers per parameter".into())),
+        }
+        let w = g.stored_value_mut(p).expect("checked");
+        match w {
+            Tensor::F32(a) => a.iter_mut().zip(&new).for_each(|(d, &v)| *d = v as f32),
+            Tensor::F64(a) => a.iter_mut().zip(&new).for_each(|(d, &v)| *d = v),
+            _ => return Err(Error::DType("solver step: parameters must be float".into())),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,380 @@
+//! The tape VM: [`TapeMachine`] runs a compiled [`Program`] over buffers allocated once at
+//! compile time, so a steady-state run allocates no tensor memory. It also hosts the
+//! machine options (`watch`, `nan_guard`, `trace`) and the eager [`LispMachine`].
+//!
+//! Locking: a machine's state mutex is always taken before the graph lock, never after
+//! (`node_value` drops the graph lock before asking a machine), so there is no lock cycle.
+
+use crate::compile::{compile, CompileOptions, Program, Slot};
+use crate::error::{Error, Result};
+use crate::graph::{Graph, NodeId, NodeKind, ResultSource};
+use gorgon_core::error::fmt_shape;
+use gorgon_core::{DeviceKind, Tensor, TensorView};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::Instant;
+
+/// A graph shared between the user's handles and machines.
+pub type SharedGraph = Arc<RwLock<Graph>>;
+
+/// Locks a shared graph for reading, turning a poisoned lock into an error.
+pub fn read(g: &SharedGraph) -> Result<std::sync::RwLockReadGuard<'_, Graph>> {
+    g.read().map_err(|_| Error::Internal("graph lock poisoned by an earlier panic".into()))
+}
+
+/// Locks a shared graph for writing.
+pub fn write(g: &SharedGraph) -> Result<std::sync::RwLockWriteGuard<'_, Graph>> {
+    g.write().map_err(|_| Error::Internal("graph lock poisoned by an earlier panic".into()))
+}
+
+/// A copy of a node's value (leaf/constant, or from the last machine run), taking the graph
+/// lock only briefly.
+pub fn node_value(g: &SharedGraph, id: NodeId) -> Result<Tensor> {
+    read(g)?.value(id)
+}
+
+/// Machine options.
+#[derive(Clone, Debug)]
+pub struct MachineOptions {
+    /// Device to run on (only the CPU runs programs in this crate).
+    pub device: DeviceKind,
+    /// Nodes whose values are recorded after each run.
+    pub watch: Vec<NodeId>,
+    /// Raise a NumericError at the first node producing NaN/Inf.
+    pub nan_guard: bool,
+    /// Record per-instruction timings.
+    pub trace: bool,
+    /// Compile only what these nodes need (None: the whole graph).
+    pub outputs: Option<Vec<NodeId>>,
+    /// Keep every buffer (no reuse).
+    pub keep_all: bool,
+}
+
+impl Default for MachineOptions {
+    fn default() -> Self {
+        MachineOptions { device: DeviceKind::Cpu, watch: vec![], nan_guard: false, trace: false, outputs: None, keep_all: false }
+    }
+}
+
+struct RunState {
+    program: Program,
+    buffers: Vec<Tensor>,
+    computed: bool,
+    closed: bool,
+    watched: HashMap<NodeId, Vec<Tensor>>,
+    trace_log: Vec<String>,
+}
+
+struct MachineInner {
+    graph: SharedGraph,
+    opts: MachineOptions,
+    state: Mutex<RunState>,
+}
+
+impl ResultSource for MachineInner {
+    fn value_of(&self, node: NodeId) -> Option<Result<Tensor>> {
+        let st = match self.state.lock() {
+            Ok(s) => s,
+            Err(_) => return Some(Err(Error::Internal("machine lock poisoned".into()))),
+        };
+        if st.closed || !st.computed {
+            return None;
+        }
+        st.program.node_buf.get(&node).map(|&b| Ok(st.buffers[b].clone()))
+    }
+    fn visit(&self, node: NodeId, f: &mut dyn FnMut(&TensorView<'_>) -> Result<()>) -> Option<Result<()>> {
+        let st = match self.state.lock() {
+            Ok(s) => s,
+            Err(_) => return Some(Err(Error::Internal("machine lock poisoned".into()))),
+        };
+        if st.closed || !st.computed {
+            return None;
+        }
+        st.program.node_buf.get(&node).map(|&b| f(&st.buffers[b].view()))
+    }
+}
+
+/// Compiles a graph once and runs it many times.
+///
+/// `run_all` takes `&self` and serializes concurrent callers on an internal lock.
+pub struct TapeMachine {
+    inner: Arc<MachineInner>,
+}
+
+fn empty_tensor() -> Tensor {
+    Tensor::F32(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[0]), Vec::new()).expect("empty"))
+}
+
+fn has_nonfinite(t: &Tensor) -> bool {
+    match t {
+        Tensor::F32(a) => a.iter().any(|v| !v.is_finite()),
+        Tensor::F64(a) => a.iter().any(|v| !v.is_finite()),
+        _ => false,
+    }
+}
+
+impl TapeMachine {
+    /// Compiles `graph` and allocates every buffer (MemoryError-style `Error::Alloc` if that fails).
+    pub fn new(graph: SharedGraph, opts: MachineOptions) -> Result<TapeMachine> {
+        if let DeviceKind::Cuda(_) = opts.device {
+            return Err(Error::Device("this machine runs on the CPU only; CUDA programs are run by the gorgon-cuda backend".into()));
+        }
+        let program = {
+            let g = read(&graph)?;
+            for &w in &opts.watch {
+                g.try_node(w)?;
+            }
+            compile(&g, &CompileOptions { outputs: opts.outputs.clone(), keep: opts.watch.clone(), keep_all: opts.keep_all })?
+        };
+        let mut buffers = Vec::with_capacity(program.buffers.len());
+        for spec in &program.buffers {
+            buffers.push(Tensor::try_zeros(spec.dtype, &spec.shape).map_err(|e| {
+                Error::Alloc(format!("compiling: cannot allocate {} bytes for a buffer of shape {} {} ({}); the program needs {} bytes in all", spec.shape.iter().product::<usize>() * spec.dtype.size_of(), fmt_shape(&spec.shape), spec.dtype, e, program.buffer_bytes()))
+            })?);
+        }
+        let state = RunState { program, buffers, computed: false, closed: false, watched: HashMap::new(), trace_log: vec![] };
+        Ok(TapeMachine { inner: Arc::new(MachineInner { graph, opts, state: Mutex::new(state) }) })
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, RunState>> {
+        self.inner.state.lock().map_err(|_| Error::Internal("machine lock poisoned by an earlier panic".into()))
+    }
+
+    /// Runs the program once.
+    pub fn run_all(&self) -> Result<()> {
+        let mut st = self.lock()?;
+        if st.closed {
+            return Err(Error::Graph("run_all: the machine is closed".into()));
+        }
+        st.computed = false;
+        let st = &mut *st;
+        {
+            let g = read(&self.inner.graph)?;
+            for &leaf in &st.program.leaves {
+                if g.stored_value(leaf).is_none() {
+                    let n = g.node(leaf);
+                    return Err(Error::Graph(format!(
+                        "run_all: input {} has no value; bind one with let before running{}",
+                        n.describe(leaf),
+                        n.location.as_ref().map(|l| format!(" (built at {l})")).unwrap_or_default()
+                    )));
+                }
+            }
+            execute(&g, &self.inner.opts, st)?;
+        }
+        // Post-run updates (e.g. running statistics) and result registration.
+        let mut g = write(&self.inner.graph)?;
+        for &(target, slot) in &st.program.updates {
+            let v = match slot {
+                Slot::Buf(b) => st.buffers[b].clone(),
+                Slot::Stored(n) => g.stored_value(n).map(|v| v.view().to_owned()).ok_or_else(|| Error::Internal("update source missing".into()))?,
+            };
+            g.let_value(target, crate::graph::Value::Owned(v))?;
+        }
+        let weak: Weak<dyn ResultSource> = Arc::downgrade(&self.inner) as Weak<dyn ResultSource>;
+        g.set_results(weak);
+        st.computed = true;
+        if !self.inner.opts.watch.is_empty() {
+            for &w in &self.inner.opts.watch {
+                let v = match st.program.node_buf.get(&w) {
+                    Some(&b) => st.buffers[b].clone(),
+                    None => g.value(w)?,
+                };
+                st.watched.entry(w).or_default().push(v);
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets the results of the last run (bound input values are kept).
+    pub fn reset(&self) -> Result<()> {
+        let mut st = self.lock()?;
+        st.computed = false;
+        st.watched.clear();
+        st.trace_log.clear();
+        Ok(())
+    }
+
+    /// Frees every buffer now. Leaf values stay in the graph; later runs raise GraphError.
+    pub fn close(&self) {
+        if let Ok(mut st) = self.inner.state.lock() {
+            st.closed = true;
+            st.computed = false;
+            st.buffers = Vec::new();
+            st.watched.clear();
+        }
+    }
+
+    /// True after [`TapeMachine::close`].
+    pub fn is_closed(&self) -> bool {
+        self.inner.state.lock().map(|s| s.closed).unwrap_or(true)
+    }
+
+    /// The program listing.
+    pub fn program(&self) -> Result<Vec<String>> {
+        Ok(self.lock()?.program.listing())
+    }
+
+    /// Values recorded for watched nodes, one per run.
+    pub fn watched(&self) -> Result<HashMap<NodeId, Vec<Tensor>>> {
+        Ok(self.lock()?.watched.clone())
+    }
+
+    /// Trace lines of the last run (when `trace` is on).
+    pub fn trace_log(&self) -> Result<Vec<String>> {
+        Ok(self.lock()?.trace_log.clone())
+    }
+
+    /// A copy of a node's value from the last run of this machine.
+    pub fn value(&self, node: NodeId) -> Result<Tensor> {
+        if let Some(r) = self.inner.value_of(node) {
+            return r;
+        }
+        node_value(&self.inner.graph, node)
+    }
+
+    /// Moves a node's buffer out (the next run reallocates it): zero-copy results.
+    pub fn take_value(&self, node: NodeId) -> Result<Tensor> {
+        let mut st = self.lock()?;
+        if !st.computed || st.closed {
+            drop(st);
+            return node_value(&self.inner.graph, node);
+        }
+        match st.program.node_buf.get(&node).copied() {
+            Some(b) => {
+                let spec = st.program.buffers[b].clone();
+                let fresh = Tensor::try_zeros(spec.dtype, &spec.shape)?;
+                Ok(std::mem::replace(&mut st.buffers[b], fresh))
+            }
+            None => {
+                drop(st);
+                node_value(&self.inner.graph, node)
+            }
+        }
+    }
+
+    /// Runs `f` with a read view of a node's gradient-or-value buffer (no copy), used by solvers.
+    pub fn with_buffer<R>(&self, node: NodeId, f: impl FnOnce(Option<TensorView>) -> R) -> Result<R> {
+        let st = self.lock()?;
+        if !st.computed || st.closed {
+            return Ok(f(None));
+        }
+        Ok(f(st.program.node_buf.get(&node).map(|&b| st.buffers[b].view())))
+    }
+
+    /// The graph this machine runs.
+    pub fn graph(&self) -> &SharedGraph {
+        &self.inner.graph
+    }
+}
+
+impl Drop for TapeMachine {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn execute(g: &Graph, opts: &MachineOptions, st: &mut RunState) -> Result<()> {
+    st.trace_log.clear();
+    let RunState { program, buffers, trace_log, .. } = st;
+    for (i, ins) in program.instrs.iter().enumerate() {
+        let t0 = if opts.trace { Some(Instant::now()) } else { None };
+        let mut out = std::mem::replace(&mut buffers[ins.out], empty_tensor());
+        let result = {
+            let views: Vec<TensorView> = ins
+                .inputs
+                .iter()
+                .map(|s| match *s {
+                    Slot::Buf(b) => buffers[b].view(),
+                    Slot::Stored(n) => g.stored_value(n).expect("checked before the run").view(),
+                })
+                .collect();
+            ins.op.forward(&views, &mut out)
+        };
+        let bad = opts.nan_guard && result.is_ok() && has_nonfinite(&out);
+        buffers[ins.out] = out;
+        if let Err(e) = result {
+            let n = g.node(ins.node);
+            return Err(e.context(format!(
+                "running {} ({}){}",
+                n.label(ins.node),
+                ins.op.name(),
+                n.location.as_ref().map(|l| format!(" built at {l}")).unwrap_or_default()
+            )));
+        }
+        if bad {
+            let n = g.node(ins.node);
+            let operands: Vec<String> = n.inputs.iter().map(|&k| g.node(k).describe(k)).collect();
+            return Err(Error::Numeric(format!(
+                "nan_guard: {}node {} (op {}) produced NaN/Inf from inputs [{}]{}",
+                if n.is_grad { "gradient " } else { "" },
+                n.label(ins.node),
+                ins.op.name(),
+                operands.join(", "),
+                n.location.as_ref().map(|l| format!("; built at {l}")).unwrap_or_default()
+            )));
+        }
+        if let Some(t0) = t0 {
+            trace_log.push(format!("[{i}] {} {} {:.1} µs", ins.op.name(), program.labels.get(&ins.node).cloned().unwrap_or_default(), t0.elapsed().as_secs_f64() * 1e6));
+        }
+    }
+    Ok(())
+}
+
+/// The eager machine: forward, then backprop from the graph's one scalar cost, keeping
+/// every node's value (no buffer reuse), and setting `.grad` on every float leaf the cost
+/// depends on.
+pub struct LispMachine {
+    tape: TapeMachine,
+}
+
+impl LispMachine {
+    /// Finds the cost (with `backprop`), adds its gradient nodes and prepares to run.
+    pub fn new(graph: SharedGraph, backprop: bool, mut opts: MachineOptions) -> Result<LispMachine> {
+        if backprop {
+            let mut g = write(&graph)?;
+            let cost = find_cost(&g)?;
+            let cone = crate::grad::ancestors_topo(&g, cost);
+            let leaves: Vec<NodeId> = cone.into_iter().filter(|&n| matches!(g.node(n).kind, NodeKind::Leaf) && g.node(n).dtype.is_float()).collect();
+            if !leaves.is_empty() {
+                crate::grad::grad(&mut g, cost, &leaves, true)?;
+            }
+        }
+        opts.keep_all = true;
+        Ok(LispMachine { tape: TapeMachine::new(graph, opts)? })
+    }
+
+    /// Runs forward and backward.
+    pub fn run_all(&self) -> Result<()> {
+        self.tape.run_all()
+    }
+
+    /// The underlying tape (for program listings, watch, close).
+    pub fn tape(&self) -> &TapeMachine {
+        &self.tape
+    }
+}
+
+/// The graph's one scalar float node that no other (non-gradient) node uses.
+pub fn find_cost(g: &Graph) -> Result<NodeId> {
+    let mut used = vec![false; g.len()];
+    for n in g.nodes().iter().filter(|n| !n.is_grad) {
+        for &i in &n.inputs {
+            used[i] = true;
+        }
+    }
+    let cands: Vec<NodeId> = (0..g.len())
+        .filter(|&i| {
+            let n = g.node(i);
+            !used[i] && !n.is_grad && matches!(n.kind, NodeKind::Op(_)) && n.dtype.is_float() && n.shape.iter().product::<usize>() == 1
+        })
+        .collect();
+    match cands.len() {
+        1 => Ok(cands[0]),
+        0 => Err(Error::Graph("LispMachine(backprop=True): the graph has no scalar float node that no other node uses (the cost)".into())),
+        _ => Err(Error::Graph(format!(
+            "LispMachine(backprop=True): several candidate costs: {}",
+            cands.iter().map(|&c| g.node(c).label(c)).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}

@@ -1,0 +1,57 @@
+//! Every kernel source compiles through NVRTC (no GPU needed). Needs `libnvrtc.so.13`:
+//! set `GORGON_NVRTC_PATH` to the folder holding it (`pip install nvidia-cuda-nvrtc` puts it
+//! in `site-packages/nvidia/cu13/lib`); without it the tests print why and skip.
+
+use gorgon_cuda::kernels::{compile_all, compile_all_for, compile_source, Target, SOURCES};
+use gorgon_cuda::CudaError;
+
+fn nvrtc_ready() -> bool {
+    if std::env::var_os("GORGON_NVRTC_PATH").is_none() {
+        eprintln!("skipping: set GORGON_NVRTC_PATH to the folder holding libnvrtc.so.13");
+        return false;
+    }
+    if let Err(e) = gorgon_cuda::probe::nvrtc_available() {
+        panic!("GORGON_NVRTC_PATH is set but NVRTC does not load: {e}");
+    }
+    true
+}
+
+#[test]
+fn every_kernel_source_compiles_to_ptx_for_compute_90() {
+    if !nvrtc_ready() {
+        return;
+    }
+    let (major, minor) = gorgon_cuda::probe::nvrtc_version().unwrap();
+    eprintln!("NVRTC {major}.{minor}");
+    let modules = compile_all().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(modules.len(), SOURCES.len());
+    for (name, ptx) in &modules {
+        let text = ptx.to_src();
+        assert!(text.contains(".target sm_90"), "{name}: {}", &text[..text.len().min(400)]);
+        assert!(text.contains(".entry"), "{name} has no kernels");
+    }
+}
+
+#[test]
+fn every_kernel_source_compiles_to_a_cubin_for_sm_90() {
+    if !nvrtc_ready() {
+        return;
+    }
+    let modules = compile_all_for(&Target::cubin_for(9, 0)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(modules.len(), SOURCES.len());
+}
+
+#[test]
+fn a_broken_kernel_is_a_compile_error_with_the_log() {
+    if !nvrtc_ready() {
+        return;
+    }
+    let src = "extern \"C\" __global__ void broken(float* x) { x[0] = undefined_name; }";
+    match compile_source("broken", src, &Target::Ptx("compute_90".into())) {
+        Err(CudaError::Compile { kernel, log }) => {
+            assert_eq!(kernel, "broken");
+            assert!(log.contains("undefined_name"), "{log}");
+        }
+        other => panic!("expected a compile error, got {other:?}"),
+    }
+}
