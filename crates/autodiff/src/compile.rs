@@ -99,6 +99,110 @@ pub struct CompileOptions {
     pub keep: Vec<NodeId>,
     /// Keep every node's buffer (no reuse), as the eager machine does.
     pub keep_all: bool,
+    /// Fuse trees of elementwise ops into single block-wise loops (default on; the
+    /// environment variable `GORGON_FUSE=0` turns it off).
+    pub no_fuse: bool,
+}
+
+fn fusion_enabled(opts: &CompileOptions) -> bool {
+    !opts.no_fuse && !opts.keep_all && std::env::var("GORGON_FUSE").map(|v| v != "0").unwrap_or(true)
+}
+
+/// An elementwise float node whose operands all have its dtype and either its shape or one element.
+fn conformant(g: &Graph, n: NodeId) -> bool {
+    let node = g.node(n);
+    let NodeKind::Op(op) = &node.kind else { return false };
+    if !op.is_elementwise() || !node.dtype.is_float() {
+        return false;
+    }
+    let numel: usize = node.shape.iter().product();
+    numel > 1
+        && node.inputs.iter().all(|&i| {
+            let inp = g.node(i);
+            inp.dtype == node.dtype && (inp.shape == node.shape || inp.shape.iter().product::<usize>() == 1)
+        })
+}
+
+/// Instructions before buffer planning: (node, op, operand nodes), with fusion applied.
+fn plan_instrs(g: &Graph, op_nodes: &[NodeId], keep: &HashSet<NodeId>, fuse: bool) -> Vec<(NodeId, Op, Vec<NodeId>)> {
+    let in_plan: HashSet<NodeId> = op_nodes.iter().copied().collect();
+    let mut consumers: HashMap<NodeId, HashSet<NodeId>> = HashMap::new();
+    for &n in op_nodes {
+        for &i in &g.node(n).inputs {
+            consumers.entry(i).or_default().insert(n);
+        }
+    }
+    let mut root_of: HashMap<NodeId, NodeId> = HashMap::new();
+    if fuse {
+        for &n in op_nodes.iter().rev() {
+            if !conformant(g, n) {
+                continue;
+            }
+            let sole = consumers.get(&n).filter(|c| c.len() == 1).and_then(|c| c.iter().next().copied());
+            let absorbed = match sole {
+                Some(c) if !keep.contains(&n) && in_plan.contains(&c) && g.node(c).shape == g.node(n).shape => root_of.get(&c).copied(),
+                _ => None,
+            };
+            root_of.insert(n, absorbed.unwrap_or(n));
+        }
+    }
+    let mut members: HashMap<NodeId, usize> = HashMap::new();
+    for (&n, &r) in &root_of {
+        if n != r {
+            *members.entry(r).or_default() += 1;
+        }
+    }
+    let mut out = Vec::with_capacity(op_nodes.len());
+    for &n in op_nodes {
+        let node = g.node(n);
+        let NodeKind::Op(op) = &node.kind else { continue };
+        match root_of.get(&n) {
+            Some(&r) if r != n => continue,
+            Some(_) if members.get(&n).copied().unwrap_or(0) > 0 => {
+                let mut steps = Vec::new();
+                let mut ext: Vec<NodeId> = Vec::new();
+                let mut memo: HashMap<NodeId, usize> = HashMap::new();
+                build_steps(g, n, n, &root_of, &mut steps, &mut ext, &mut memo);
+                out.push((n, Op::Fused(std::sync::Arc::new(crate::fused::FusedExpr { steps })), ext));
+            }
+            _ => out.push((n, op.clone(), node.inputs.clone())),
+        }
+    }
+    out
+}
+
+fn build_steps(
+    g: &Graph,
+    n: NodeId,
+    root: NodeId,
+    root_of: &HashMap<NodeId, NodeId>,
+    steps: &mut Vec<crate::fused::Step>,
+    ext: &mut Vec<NodeId>,
+    memo: &mut HashMap<NodeId, usize>,
+) -> usize {
+    use crate::fused::Step;
+    if let Some(&s) = memo.get(&n) {
+        return s;
+    }
+    let inside = n == root || root_of.get(&n) == Some(&root);
+    let step = if !inside {
+        let k = ext.iter().position(|&e| e == n).unwrap_or_else(|| {
+            ext.push(n);
+            ext.len() - 1
+        });
+        Step::Input(k)
+    } else {
+        let ins: Vec<usize> = g.node(n).inputs.iter().map(|&i| build_steps(g, i, root, root_of, steps, ext, memo)).collect();
+        match g.op_of(n) {
+            Some(Op::Unary(u)) => Step::Unary(*u, ins[0]),
+            Some(Op::Binary(b)) => Step::Binary(*b, ins[0], ins[1]),
+            Some(Op::Where) => Step::Where(ins[0], ins[1], ins[2]),
+            _ => unreachable!("only elementwise ops are fused"),
+        }
+    };
+    steps.push(step);
+    memo.insert(n, steps.len() - 1);
+    steps.len() - 1
 }
 
 /// Compiles `g` into a program.
@@ -124,11 +228,12 @@ pub fn compile(g: &Graph, opts: &CompileOptions) -> Result<Program> {
             keep.insert(n);
         }
     }
+    let op_nodes: Vec<NodeId> = order.iter().copied().filter(|&n| matches!(g.node(n).kind, NodeKind::Op(_))).collect();
+    let vinstrs = plan_instrs(g, &op_nodes, &keep, fusion_enabled(opts));
     // Liveness: index of the last instruction reading each node.
     let mut last_use: HashMap<NodeId, usize> = HashMap::new();
-    let op_nodes: Vec<NodeId> = order.iter().copied().filter(|&n| matches!(g.node(n).kind, NodeKind::Op(_))).collect();
-    for (i, &n) in op_nodes.iter().enumerate() {
-        for &inp in &g.node(n).inputs {
+    for (i, (_, _, ins)) in vinstrs.iter().enumerate() {
+        for &inp in ins {
             last_use.insert(inp, i);
         }
     }
@@ -141,9 +246,8 @@ pub fn compile(g: &Graph, opts: &CompileOptions) -> Result<Program> {
             prog.leaves.push(n);
         }
     }
-    for (i, &n) in op_nodes.iter().enumerate() {
+    for (i, (n, op, ins)) in vinstrs.into_iter().enumerate() {
         let node = g.node(n);
-        let NodeKind::Op(op) = &node.kind else { unreachable!() };
         let spec = BufSpec { dtype: node.dtype, shape: node.shape.clone() };
         let out = match free.get_mut(&spec).and_then(|v| v.pop()) {
             Some(b) => b,
@@ -152,20 +256,19 @@ pub fn compile(g: &Graph, opts: &CompileOptions) -> Result<Program> {
                 prog.buffers.len() - 1
             }
         };
-        let inputs: Vec<Slot> = node
-            .inputs
+        let inputs: Vec<Slot> = ins
             .iter()
             .map(|&inp| match g.node(inp).kind {
                 NodeKind::Op(_) => Slot::Buf(prog.node_buf[&inp]),
                 _ => Slot::Stored(inp),
             })
             .collect();
-        prog.instrs.push(Instr { node: n, op: op.clone(), inputs, out });
+        prog.instrs.push(Instr { node: n, op, inputs, out });
         prog.node_buf.insert(n, out);
         // Free operands whose last reader was this instruction.
         if !opts.keep_all {
             let mut seen = HashSet::new();
-            for &inp in &node.inputs {
+            for &inp in &ins {
                 if !seen.insert(inp) || keep.contains(&inp) || last_use.get(&inp) != Some(&i) {
                     continue;
                 }

@@ -101,6 +101,9 @@ pub trait ResultSource: Send + Sync {
     fn value_of(&self, node: NodeId) -> Option<Result<Tensor>>;
     /// Calls `f` with a view of the node's value without copying (None: not computed here).
     fn visit(&self, node: NodeId, f: &mut dyn FnMut(&TensorView<'_>) -> Result<()>) -> Option<Result<()>>;
+    /// Overwrites the node's value from the last run (same shape and dtype), e.g. a gradient
+    /// averaged across processes between `run_all` and a solver step.
+    fn overwrite(&self, node: NodeId, value: &TensorView<'_>) -> Option<Result<()>>;
 }
 
 /// The expression graph.
@@ -384,6 +387,18 @@ impl Graph {
             return Ok(Some(v.view().to_owned()));
         }
         Ok(None)
+    }
+
+    /// Replaces the gradient value of `id` computed by the last run (for all-reduce).
+    pub fn set_grad_value(&self, id: NodeId, value: &TensorView<'_>) -> Result<()> {
+        let n = self.try_node(id)?;
+        let Some(&gid) = self.grad_of.get(&id) else {
+            return Err(Error::Graph(format!("set_grad: {} has no gradient node", n.label(id))));
+        };
+        match self.result_source().and_then(|s| s.overwrite(gid, value)) {
+            Some(r) => r,
+            None => Err(Error::Graph(format!("set_grad: the gradient of {} has not been computed by a live machine", n.label(id)))),
+        }
     }
 
     /// Registers a post-run update: copy `value`'s value into leaf `target`.

@@ -27,6 +27,7 @@ pub mod attrs;
 pub mod build;
 pub mod compile;
 pub mod error;
+pub mod fused;
 pub mod grad;
 pub mod graph;
 pub mod infer;

@@ -173,6 +173,8 @@ pub enum Op {
     },
     /// A user-defined op.
     Custom(CustomRef),
+    /// A fused elementwise tree (made by the compiler, never built directly).
+    Fused(Arc<crate::fused::FusedExpr>),
     /// Gradient of a custom op w.r.t. input `index` (inputs: grad, original inputs...).
     CustomGrad {
         /// The op.
@@ -391,6 +393,7 @@ impl Op {
             Op::AvgPool2dGrad { .. } => "avg_pool2d_grad".into(),
             Op::DropoutMask { .. } => "dropout_mask".into(),
             Op::Custom(c) => c.0.name().to_string(),
+            Op::Fused(e) => e.name(),
             Op::CustomGrad { op, index } => format!("{}_grad{}", op.0.name(), index),
         }
     }
@@ -445,6 +448,7 @@ impl Op {
             Op::AvgPool2dGrad { g, .. } => pool::avg_pool2d_backward(&ins[0], g.kernel, g.p, out),
             Op::DropoutMask { p, stream } => return crate::random::dropout_mask(*p, *stream, out),
             Op::Custom(c) => return custom_forward(c, ins, out),
+            Op::Fused(e) => return crate::fused::eval(e, ins, out),
             Op::CustomGrad { op, index } => {
                 let r = op.0.backward(&ins[0], &ins[1..], *index)?;
                 return assign_checked(&op.0.name().to_string(), r, out);

@@ -48,11 +48,13 @@ pub struct MachineOptions {
     pub outputs: Option<Vec<NodeId>>,
     /// Keep every buffer (no reuse).
     pub keep_all: bool,
+    /// Disable elementwise fusion (for comparisons; `GORGON_FUSE=0` does the same).
+    pub no_fuse: bool,
 }
 
 impl Default for MachineOptions {
     fn default() -> Self {
-        MachineOptions { device: DeviceKind::Cpu, watch: vec![], nan_guard: false, trace: false, outputs: None, keep_all: false }
+        MachineOptions { device: DeviceKind::Cpu, watch: vec![], nan_guard: false, trace: false, outputs: None, keep_all: false, no_fuse: false }
     }
 }
 
@@ -92,6 +94,24 @@ impl ResultSource for MachineInner {
         }
         st.program.node_buf.get(&node).map(|&b| f(&st.buffers[b].view()))
     }
+    fn overwrite(&self, node: NodeId, value: &TensorView<'_>) -> Option<Result<()>> {
+        let mut st = match self.state.lock() {
+            Ok(s) => s,
+            Err(_) => return Some(Err(Error::Internal("machine lock poisoned".into()))),
+        };
+        if st.closed || !st.computed {
+            return None;
+        }
+        let b = *st.program.node_buf.get(&node)?;
+        let buf = &mut st.buffers[b];
+        if buf.shape() != value.shape() || buf.dtype() != value.dtype() {
+            return Some(Err(Error::Shape(format!(
+                "set_grad: value {} {} does not match gradient {} {}",
+                fmt_shape(value.shape()), value.dtype(), fmt_shape(buf.shape()), buf.dtype()
+            ))));
+        }
+        Some(gorgon_core::kernels::elementwise::copy_into(value, buf).map_err(Error::from))
+    }
 }
 
 /// Compiles a graph once and runs it many times.
@@ -124,7 +144,7 @@ impl TapeMachine {
             for &w in &opts.watch {
                 g.try_node(w)?;
             }
-            compile(&g, &CompileOptions { outputs: opts.outputs.clone(), keep: opts.watch.clone(), keep_all: opts.keep_all })?
+            compile(&g, &CompileOptions { outputs: opts.outputs.clone(), keep: opts.watch.clone(), keep_all: opts.keep_all, no_fuse: opts.no_fuse })?
         };
         let mut buffers = Vec::with_capacity(program.buffers.len());
         for spec in &program.buffers {

@@ -53,9 +53,29 @@ impl Conv2dParams {
 // Shared plumbing (also used by pooling).
 // ---------------------------------------------------------------------------------------------
 
-/// Number of threads the conv/pool kernels may split work across.
+/// Number of threads the conv/pool kernels may split work across (rayon's pool, capped by
+/// `GORGON_NUM_THREADS`).
 pub(crate) fn max_threads() -> usize {
-    rayon::current_num_threads().max(1)
+    crate::kernels::threads::num_threads().max(1)
+}
+
+/// Runs `f(first_item, chunk)` over `out` cut into items of `item` elements, grouped into at
+/// most `parts` contiguous pieces run in parallel (inline when `parts ≤ 1`).
+pub(crate) fn par_items<T: Send, E: Send>(
+    out: &mut [T],
+    item: usize,
+    parts: usize,
+    f: impl Fn(usize, &mut [T]) -> std::result::Result<(), E> + Sync + Send,
+) -> std::result::Result<(), E> {
+    if item == 0 || out.is_empty() {
+        return Ok(());
+    }
+    let items = out.len() / item;
+    if parts <= 1 || items <= 1 {
+        return f(0, out);
+    }
+    let per = items.div_ceil(parts.min(items));
+    out.par_chunks_mut(per * item).enumerate().try_for_each(|(i, c)| f(i * per, c))
 }
 
 /// A raw pointer that may cross into rayon closures. Every use is confined to a region the
@@ -535,11 +555,10 @@ fn conv2d_t<T: ConvFloat>(op: &'static str, x: &TensorView, w: &TensorView, g: &
             unsafe { gemm(o, k, pix, a, b, T::zero(), dst, pix) };
         })
     };
-    if g.parallel() {
-        out.par_chunks_mut(o * pix).enumerate().try_for_each(|(n, dst)| one_image(n, dst))
-    } else {
-        out.chunks_mut(o * pix).enumerate().try_for_each(|(n, dst)| one_image(n, dst))
-    }
+    let parts = if g.parallel() { max_threads() } else { 1 };
+    par_items(out, o * pix, parts, |first, chunk| {
+        chunk.chunks_mut(o * pix).enumerate().try_for_each(|(i, dst)| one_image(first + i, dst))
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -622,11 +641,10 @@ fn conv2d_bi_t<T: ConvFloat>(op: &'static str, grad: &TensorView, w: &TensorView
             col2im(col, g, dst);
         })
     };
-    if g.parallel() {
-        out.par_chunks_mut(img).enumerate().try_for_each(|(n, dst)| one_image(n, dst))
-    } else {
-        out.chunks_mut(img).enumerate().try_for_each(|(n, dst)| one_image(n, dst))
-    }
+    let parts = if g.parallel() { max_threads() } else { 1 };
+    par_items(out, img, parts, |first, chunk| {
+        chunk.chunks_mut(img).enumerate().try_for_each(|(i, dst)| one_image(first + i, dst))
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -748,4 +766,63 @@ fn conv2d_bw_t<T: ConvFloat>(op: &'static str, x: &TensorView, grad: &TensorView
         Ok(())
     };
     with_buf(T::partials(), (chunks - 1) * ok, |parts| go(parts))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_range_matches_definition() {
+        for n_out in 0..6 {
+            for off in 0..7 {
+                for pad in 0..4 {
+                    for s in 1..4 {
+                        for len in 0..6 {
+                            let inside = |o: usize| {
+                                let i = (o * s + off) as isize - pad as isize;
+                                i >= 0 && i < len as isize
+                            };
+                            let (lo, hi) = valid_range(n_out, off, pad, s, len);
+                            assert!(lo <= hi && hi <= n_out);
+                            for o in 0..n_out {
+                                assert_eq!(inside(o), o >= lo && o < hi, "{n_out} {off} {pad} {s} {len} o={o}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn merged_strides() {
+        assert_eq!(merged_stride(&[3, 4, 5], &[20, 5, 1]), Some(1));
+        assert_eq!(merged_stride(&[3, 1, 5], &[5, 99, 1]), Some(1));
+        assert_eq!(merged_stride(&[3, 4], &[1, 3]), None);
+        assert_eq!(merged_stride(&[3, 4], &[0, 0]), Some(0));
+        assert_eq!(merged_stride(&[3, 4], &[-4, -1]), Some(-1));
+        assert_eq!(merged_stride(&[1, 1], &[7, 9]), Some(1));
+        assert_eq!(merged_stride(&[2, 3], &[6, 2]), Some(2));
+    }
+
+    #[test]
+    fn scratch_grows_and_survives_reentrancy() {
+        let r = with_buf(f64::scratch(), 10, |a| {
+            a.fill(1.0);
+            // Nested use of the same buffer falls back to a fresh allocation.
+            let inner = with_buf(f64::scratch(), 4, |b| b.len()).unwrap();
+            a.len() + inner
+        })
+        .unwrap();
+        assert_eq!(r, 14);
+        SCRATCH_F64.with(|c| assert!(c.borrow().len() >= 10));
+    }
+
+    #[test]
+    fn dtype_checks() {
+        assert!(check_float_dtypes("t", &[DType::F32, DType::F32], DType::F32).is_ok());
+        assert!(check_float_dtypes("t", &[DType::I32], DType::I32).is_err());
+        assert!(check_float_dtypes("t", &[DType::F32, DType::F64], DType::F32).is_err());
+    }
 }

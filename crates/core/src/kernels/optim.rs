@@ -304,9 +304,10 @@ fn split<T>(s: &mut [T], mid: usize) -> (&mut [T], &mut [T]) {
     }
 }
 
-/// Splits the work in halves across rayon threads down to [`PAR_CHUNK`] elements.
-fn run_par<T: Float>(k: &Kern<T>, prep: &Prep<T>, w: &mut [T], g: &[T], s0: &mut [T], s1: &mut [T]) {
-    if w.len() <= PAR_CHUNK {
+/// Splits the work in halves across rayon threads, into at most `parts` pieces of more than
+/// [`PAR_CHUNK`] elements.
+fn run_par<T: Float>(k: &Kern<T>, prep: &Prep<T>, parts: usize, w: &mut [T], g: &[T], s0: &mut [T], s1: &mut [T]) {
+    if parts <= 1 || w.len() <= PAR_CHUNK {
         run_chunk(k, prep, w, g, s0, s1);
         return;
     }
@@ -315,7 +316,8 @@ fn run_par<T: Float>(k: &Kern<T>, prep: &Prep<T>, w: &mut [T], g: &[T], s0: &mut
     let (ga, gb) = g.split_at(mid);
     let (s0a, s0b) = split(s0, mid);
     let (s1a, s1b) = split(s1, mid);
-    rayon::join(|| run_par(k, prep, wa, ga, s0a, s1a), || run_par(k, prep, wb, gb, s0b, s1b));
+    let pa = parts / 2;
+    rayon::join(|| run_par(k, prep, pa, wa, ga, s0a, s1a), || run_par(k, prep, parts - pa, wb, gb, s0b, s1b));
 }
 
 /// One optimizer step on a parameter: `w` and every state buffer have `g`'s length; `t` is
@@ -355,11 +357,8 @@ pub fn apply<T: Float>(rule: &SolverRule, prep: &GradPrep, t: u64, w: &mut [T], 
         [a] => (&mut **a, &mut []),
         [a, b, ..] => (&mut **a, &mut **b),
     };
-    if n > PAR_CHUNK && rayon::current_num_threads() > 1 {
-        run_par(&k, &p, w, g, s0, s1);
-    } else {
-        run_chunk(&k, &p, w, g, s0, s1);
-    }
+    let parts = crate::kernels::threads::num_threads();
+    run_par(&k, &p, parts, w, g, s0, s1);
     Ok(())
 }
 
@@ -398,5 +397,38 @@ pub fn axpy_update<T: Float>(w: &mut [T], g: &[T], eta: f64) {
     let e = T::from_f64(eta);
     for (w, &g) in w.iter_mut().zip(g) {
         *w = *w - e * g;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_lengths() {
+        assert_eq!(state_len(&SolverRule::Sgd { lr: 0.1, momentum: 0.0, nesterov: false, dampening: 0.0 }), 0);
+        assert_eq!(state_len(&SolverRule::Sgd { lr: 0.1, momentum: 0.5, nesterov: false, dampening: 0.0 }), 1);
+        assert_eq!(state_len(&SolverRule::AdaGrad { lr: 0.1, eps: 0.0 }), 1);
+        assert_eq!(state_len(&SolverRule::AdaDelta { lr: 1.0, rho: 0.9, eps: 1e-6 }), 2);
+    }
+
+    #[test]
+    fn grad_prep_order() {
+        // (10 / 4) = 2.5 → clip 1 → + 0.5·(−2) + 0.25·sign(−2) = 1 − 1 − 0.25
+        let p = Prep::<f64>::new(&GradPrep { batch_size: 4.0, clip: Some(1.0), l1: 0.25, l2: 0.5 });
+        assert_eq!(p.grad(10.0, -2.0), -0.25);
+        assert_eq!(p.grad(-10.0, 0.0), -1.0);
+        let p = Prep::<f32>::new(&GradPrep::default());
+        assert_eq!(p.grad(3.0, 7.0), 3.0);
+    }
+
+    #[test]
+    fn split_handles_empty_state() {
+        let mut e: [f32; 0] = [];
+        let (a, b) = split(&mut e, 5);
+        assert!(a.is_empty() && b.is_empty());
+        let mut v = [1, 2, 3];
+        let (a, b) = split(&mut v, 1);
+        assert_eq!((a.len(), b.len()), (1, 2));
     }
 }

@@ -14,10 +14,9 @@
 
 use crate::error::{fmt_shape, CoreError};
 use crate::kernels::conv::{
-    check_4d, check_float_dtypes, check_out_shape, max_threads, out_slice, raw4, Conv2dParams, SendPtr,
+    check_4d, check_float_dtypes, check_out_shape, max_threads, out_slice, par_items, raw4, Conv2dParams, SendPtr,
 };
 use crate::{DType, Element, Float, Result, Tensor, TensorView};
-use rayon::prelude::*;
 
 /// Pool sizes.
 #[derive(Clone, Copy, Debug)]
@@ -91,14 +90,12 @@ fn pool_geometry(
 /// Runs `f(plane_index, chunk)` over `out` split into planes of `plane` elements, in parallel
 /// when `par`.
 fn for_planes<T: Element>(out: &mut [T], plane: usize, par: bool, f: impl Fn(usize, &mut [T]) + Sync + Send) {
-    if plane == 0 {
-        return;
-    }
-    if par {
-        out.par_chunks_mut(plane).enumerate().for_each(|(i, d)| f(i, d));
-    } else {
-        out.chunks_mut(plane).enumerate().for_each(|(i, d)| f(i, d));
-    }
+    let parts = if par { max_threads() } else { 1 };
+    let r: std::result::Result<(), ()> = par_items(out, plane, parts, |first, chunk| {
+        chunk.chunks_mut(plane).enumerate().for_each(|(i, d)| f(first + i, d));
+        Ok(())
+    });
+    let _ = r;
 }
 
 /// Pointer to plane `i = n·C + c` of a 4-D strided view.
@@ -377,4 +374,47 @@ fn avg_bwd<T: Float>(op: &'static str, grad: &TensorView, g: &PGeom, out: &mut T
         }
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn taps_match_definition() {
+        for start in -5isize..6 {
+            for k in 1..5 {
+                for d in 1..4 {
+                    for len in 0..6 {
+                        let (a0, a1) = taps(start, k, d, len);
+                        for a in 0..k {
+                            let i = start + (a * d) as isize;
+                            let inside = i >= 0 && i < len as isize;
+                            assert_eq!(inside, a >= a0 && a < a1, "start {start} k {k} d {d} len {len} a {a}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn avg_window_divisor_is_pytorchs() {
+        // H = 3, pad 1, k 3, stride 1: every window lies inside the padded input → 9.
+        let p = Conv2dParams { stride: (1, 1), padding: (1, 1), dilation: (1, 1) };
+        let g = pool_geometry("t", [1, 1, 3, 3], (3, 3), p, false).unwrap();
+        for oy in 0..3 {
+            for ox in 0..3 {
+                assert_eq!(avg_window(&g, oy, ox).4, 9);
+            }
+        }
+        assert_eq!(avg_window(&g, 0, 0), (0, 2, 0, 2, 9));
+    }
+
+    #[test]
+    fn dilation_rules() {
+        let p = Conv2dParams { stride: (1, 1), padding: (0, 0), dilation: (2, 1) };
+        assert!(pool_geometry("t", [1, 1, 5, 5], (2, 2), p, true).is_ok());
+        assert!(pool_geometry("t", [1, 1, 5, 5], (2, 2), p, false).is_err());
+    }
 }

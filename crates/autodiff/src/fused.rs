@@ -1,0 +1,252 @@
+//! Elementwise fusion: a tree of elementwise ops becomes one [`FusedExpr`] evaluated in
+//! cache-sized blocks (no full-size temporaries), split across threads for large outputs.
+//! Inputs are either full-size contiguous arrays of the output's shape or scalars.
+//! The analysis that forms groups lives in [`crate::compile`]; this module evaluates them.
+
+use crate::error::{Error, Result};
+use gorgon_core::kernels::elementwise::{BinaryOp as B, UnaryOp as U};
+use gorgon_core::kernels::threads;
+use gorgon_core::kernels::vmath::{VFunc, VMath};
+use gorgon_core::{Element, Float, Tensor, TensorView};
+use std::cell::RefCell;
+
+/// Elements per block: small enough that every register of a fused tree stays in L1/L2.
+pub const BLOCK: usize = 1024;
+
+/// One step of a fused expression; operands refer to earlier steps.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    /// The k-th external input.
+    Input(usize),
+    /// A unary op of an earlier step.
+    Unary(U, usize),
+    /// A binary op of two earlier steps.
+    Binary(B, usize, usize),
+    /// `where(c, a, b)` of earlier steps.
+    Where(usize, usize, usize),
+}
+
+/// A fused elementwise expression; the last step is the result.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FusedExpr {
+    /// Steps in evaluation order.
+    pub steps: Vec<Step>,
+}
+
+impl FusedExpr {
+    /// A short name such as `fused(tanh∘add∘mul)`.
+    pub fn name(&self) -> String {
+        let ops: Vec<String> = self
+            .steps
+            .iter()
+            .rev()
+            .filter_map(|s| match s {
+                Step::Input(_) => None,
+                Step::Unary(u, _) => Some(crate::op::unary_name(*u).to_string()),
+                Step::Binary(b, ..) => Some(format!("{b:?}").to_lowercase()),
+                Step::Where(..) => Some("where".into()),
+            })
+            .collect();
+        format!("fused({})", ops.join("∘"))
+    }
+}
+
+enum Src<'a, T> {
+    Full(&'a [T]),
+    Scalar(T),
+}
+
+trait Scratch: Sized {
+    fn with<R>(n: usize, f: impl FnOnce(&mut [Self]) -> R) -> R;
+}
+
+thread_local! {
+    static SCRATCH32: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static SCRATCH64: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Scratch for f32 {
+    fn with<R>(n: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+        SCRATCH32.with(|s| {
+            let mut s = s.borrow_mut();
+            if s.len() < n {
+                s.resize(n, 0.0);
+            }
+            f(&mut s[..n])
+        })
+    }
+}
+impl Scratch for f64 {
+    fn with<R>(n: usize, f: impl FnOnce(&mut [f64]) -> R) -> R {
+        SCRATCH64.with(|s| {
+            let mut s = s.borrow_mut();
+            if s.len() < n {
+                s.resize(n, 0.0);
+            }
+            f(&mut s[..n])
+        })
+    }
+}
+
+/// Evaluates `expr` over `ins` into `out` (float32/float64, contiguous).
+pub fn eval(expr: &FusedExpr, ins: &[TensorView], out: &mut Tensor) -> Result<()> {
+    match out {
+        Tensor::F32(_) => eval_t::<f32>(expr, ins, out),
+        Tensor::F64(_) => eval_t::<f64>(expr, ins, out),
+        other => Err(Error::DType(format!("fused: unsupported dtype {}", other.dtype()))),
+    }
+}
+
+fn eval_t<T: Float + VMath + Scratch>(expr: &FusedExpr, ins: &[TensorView], out: &mut Tensor) -> Result<()> {
+    let n = out.len();
+    let srcs: Vec<Src<T>> = ins
+        .iter()
+        .map(|v| {
+            let a = T::view_ref(v).ok_or_else(|| Error::DType("fused: operand dtype differs from output".into()))?;
+            if a.len() == 1 {
+                Ok(Src::Scalar(*a.iter().next().expect("one element")))
+            } else if a.len() == n {
+                a.to_slice().map(Src::Full).ok_or_else(|| Error::Internal("fused: operand is not contiguous".into()))
+            } else {
+                Err(Error::Internal(format!("fused: operand of {} elements for an output of {n}", a.len())))
+            }
+        })
+        .collect::<Result<_>>()?;
+    let o = T::tensor_mut(out).and_then(|a| a.as_slice_mut()).ok_or_else(|| Error::Internal("fused: output is not contiguous".into()))?;
+    let nsteps = expr.steps.len();
+    threads::par_chunks_mut(o, 32 * 1024, |start, chunk| {
+        T::with(nsteps * BLOCK, |regs| {
+            let mut off = 0;
+            while off < chunk.len() {
+                let len = BLOCK.min(chunk.len() - off);
+                eval_block(expr, &srcs, start + off, len, regs, &mut chunk[off..off + len]);
+                off += len;
+            }
+        })
+    });
+    Ok(())
+}
+
+fn eval_block<T: Float + VMath>(expr: &FusedExpr, srcs: &[Src<T>], at: usize, len: usize, regs: &mut [T], out: &mut [T]) {
+    let last = expr.steps.len() - 1;
+    for (i, step) in expr.steps.iter().enumerate() {
+        let (before, rest) = regs.split_at_mut(i * BLOCK);
+        let dst: &mut [T] = if i == last { &mut *out } else { &mut rest[..len] };
+        let reg = |k: usize| &before[k * BLOCK..k * BLOCK + len];
+        match *step {
+            Step::Input(k) => match &srcs[k] {
+                Src::Full(s) => dst.copy_from_slice(&s[at..at + len]),
+                Src::Scalar(v) => dst.fill(*v),
+            },
+            Step::Unary(u, a) => unary_slice(u, reg(a), dst),
+            Step::Binary(b, x, y) => {
+                let (xs, ys) = (reg(x), reg(y));
+                for ((d, &p), &q) in dst.iter_mut().zip(xs).zip(ys) {
+                    *d = binary_scalar(b, p, q);
+                }
+            }
+            Step::Where(c, x, y) => {
+                let (cs, xs, ys) = (reg(c), reg(x), reg(y));
+                for (((d, &cc), &p), &q) in dst.iter_mut().zip(cs).zip(xs).zip(ys) {
+                    *d = if cc != T::zero() { p } else { q };
+                }
+            }
+        }
+    }
+}
+
+fn unary_slice<T: Float + VMath>(u: U, x: &[T], out: &mut [T]) {
+    let vf = match u {
+        U::Exp => Some(VFunc::Exp),
+        U::Log => Some(VFunc::Ln),
+        U::Log1p => Some(VFunc::Log1p),
+        U::Expm1 => Some(VFunc::Expm1),
+        U::Tanh => Some(VFunc::Tanh),
+        U::Sigmoid => Some(VFunc::Sigmoid),
+        _ => None,
+    };
+    if let Some(f) = vf {
+        T::vapply(f, x, out);
+        return;
+    }
+    for (d, &v) in out.iter_mut().zip(x) {
+        *d = unary_scalar(u, v);
+    }
+}
+
+/// One element of a unary op (the reference semantics of `UnaryOp`).
+pub fn unary_scalar<T: Float + VMath>(u: U, x: T) -> T {
+    let f = |v: f64| T::from_f64(v);
+    let zero = T::zero();
+    let one = T::one();
+    match u {
+        U::Neg => -x,
+        U::Abs => x.abs(),
+        U::Sign => if x.is_nan() { x } else if x > zero { one } else if x < zero { -one } else { zero },
+        U::Exp => T::scalar(VFunc::Exp, x),
+        U::Log => T::scalar(VFunc::Ln, x),
+        U::Log1p => T::scalar(VFunc::Log1p, x),
+        U::Expm1 => T::scalar(VFunc::Expm1, x),
+        U::Log2 => f(x.to_f64().log2()),
+        U::Sqrt => x.sqrt(),
+        U::Square => x * x,
+        U::Cube => x * x * x,
+        U::Inverse => one / x,
+        U::InverseSqrt => one / x.sqrt(),
+        U::Sin => f(x.to_f64().sin()),
+        U::Cos => f(x.to_f64().cos()),
+        U::Tanh => T::scalar(VFunc::Tanh, x),
+        U::Sigmoid => T::scalar(VFunc::Sigmoid, x),
+        U::Softplus => {
+            let v = x.to_f64();
+            f(if v > 20.0 { v } else { v.exp().ln_1p() })
+        }
+        U::Relu => if x > zero { x } else { zero },
+        U::Mish => {
+            let v = x.to_f64();
+            let sp = if v > 20.0 { v } else { v.exp().ln_1p() };
+            f(v * sp.tanh())
+        }
+        U::Floor => f(x.to_f64().floor()),
+        U::Ceil => f(x.to_f64().ceil()),
+        U::LeakyRelu(a) => if x > zero { x } else { x * f(a) },
+        U::Clip(lo, hi) => {
+            if x.is_nan() { x } else { x.max(f(lo)).min(f(hi)) }
+        }
+        U::Step => if x > zero { one } else { zero },
+        U::InRange(lo, hi) => if x.to_f64() >= lo && x.to_f64() <= hi { one } else { zero },
+        U::LeakyStep(a) => if x > zero { one } else { f(a) },
+        U::MishGrad => {
+            let v = x.to_f64();
+            let sp = if v > 20.0 { v } else { v.exp().ln_1p() };
+            let t = sp.tanh();
+            let s = 1.0 / (1.0 + (-v).exp());
+            f(t + v * (1.0 - t * t) * s)
+        }
+    }
+}
+
+/// One element of a binary op (float semantics of `BinaryOp`).
+pub fn binary_scalar<T: Float>(b: B, p: T, q: T) -> T {
+    let bool01 = |c: bool| if c { T::one() } else { T::zero() };
+    match b {
+        B::Add => p + q,
+        B::Sub => p - q,
+        B::Mul => p * q,
+        B::Div => p / q,
+        B::Pow => p.powf(q),
+        B::FloorDiv => T::from_f64((p / q).to_f64().floor()),
+        B::Maximum => if p.is_nan() || q.is_nan() { p + q } else if p > q { p } else { q },
+        B::Minimum => if p.is_nan() || q.is_nan() { p + q } else if p < q { p } else { q },
+        B::Lt => bool01(p < q),
+        B::Le => bool01(p <= q),
+        B::Gt => bool01(p > q),
+        B::Ge => bool01(p >= q),
+        B::Eq => bool01(p == q),
+        B::Ne => bool01(p != q),
+    }
+}
+
+/// Unused-import guard for `Element` in generic bounds above.
+#[allow(dead_code)]
+fn _uses<T: Element>() {}

@@ -1,0 +1,162 @@
+//! End-to-end tests of graph → grad → compile → run.
+mod common;
+use common::*;
+use gorgon_autodiff::attrs::Attr;
+use gorgon_autodiff::graph::Value;
+use gorgon_autodiff::vm::{LispMachine, MachineOptions, SharedGraph, TapeMachine};
+use gorgon_autodiff::{grad::grad, Graph, NodeId};
+use gorgon_core::Tensor;
+use std::sync::{Arc, RwLock};
+
+fn shared(g: Graph) -> SharedGraph {
+    Arc::new(RwLock::new(g))
+}
+
+#[test]
+fn seed_example_values_and_grads() {
+    let mut g = Graph::new(true);
+    let x = leaf(&mut g, "x", &[], vec![2.0]);
+    let y = leaf(&mut g, "y", &[], vec![2.5]);
+    let z = op(&mut g, "add", &[x, y]);
+    let gs = grad(&mut g, z, &[x, y], false).unwrap();
+    let g = shared(g);
+    let m = TapeMachine::new(g.clone(), MachineOptions::default()).unwrap();
+    m.run_all().unwrap();
+    let gr = g.read().unwrap();
+    assert_eq!(gr.value(z).unwrap().to_vec_f64(), vec![4.5]);
+    assert_eq!(gr.value(gs[0]).unwrap().to_vec_f64(), vec![1.0]);
+    assert_eq!(gr.grad_value(y).unwrap().unwrap().to_vec_f64(), vec![1.0]);
+}
+
+#[test]
+fn lisp_machine_backprops_the_single_cost() {
+    let mut g = Graph::new(true);
+    let x = leaf(&mut g, "x", &[3], vec![1.0, 2.0, 3.0]);
+    let sq = op(&mut g, "square", &[x]);
+    let c = op(&mut g, "sum", &[sq]);
+    let g = shared(g);
+    let m = LispMachine::new(g.clone(), true, MachineOptions::default()).unwrap();
+    m.run_all().unwrap();
+    let gr = g.read().unwrap();
+    assert_eq!(gr.value(c).unwrap().to_vec_f64(), vec![14.0]);
+    assert_eq!(gr.grad_value(x).unwrap().unwrap().to_vec_f64(), vec![2.0, 4.0, 6.0]);
+}
+
+/// Central-difference check of d(cost)/d(w) for a small MLP-like graph.
+#[test]
+fn finite_differences_match_symbolic_gradient() {
+    let build = |wv: Vec<f64>| -> (Graph, NodeId, NodeId) {
+        let mut g = Graph::new(true);
+        let x = leaf(&mut g, "x", &[4, 3], rand_vec(12, 1));
+        let w = leaf(&mut g, "w", &[3, 2], wv);
+        let b = leaf(&mut g, "b", &[2], vec![0.1, -0.2]);
+        let h = op(&mut g, "matmul", &[x, w]);
+        let hb = op(&mut g, "add", &[h, b]);
+        let t = op(&mut g, "tanh", &[hb]);
+        let s = op_a(&mut g, "log_softmax", &[t], &[("axis", Attr::Int(-1))]);
+        let c = op(&mut g, "mean", &[s]);
+        (g, c, w)
+    };
+    let w0 = rand_vec(6, 2);
+    let (mut g, c, w) = build(w0.clone());
+    let dw = grad(&mut g, c, &[w], false).unwrap()[0];
+    let g = shared(g);
+    let m = TapeMachine::new(g.clone(), MachineOptions::default()).unwrap();
+    m.run_all().unwrap();
+    let sym = g.read().unwrap().value(dw).unwrap().to_vec_f64();
+    let eps = 1e-6;
+    for k in 0..6 {
+        let eval = |delta: f64| {
+            let mut wv = w0.clone();
+            wv[k] += delta;
+            let (g, c, _) = build(wv);
+            let g = shared(g);
+            let m = TapeMachine::new(g.clone(), MachineOptions::default()).unwrap();
+            m.run_all().unwrap();
+            let v = g.read().unwrap().value(c).unwrap().to_vec_f64()[0];
+            v
+        };
+        let fd = (eval(eps) - eval(-eps)) / (2.0 * eps);
+        assert!((fd - sym[k]).abs() <= 1e-5 + 1e-3 * fd.abs(), "k={k}: fd {fd} vs symbolic {}", sym[k]);
+    }
+}
+
+#[test]
+fn second_derivative_of_tanh() {
+    let mut g = Graph::new(true);
+    let x = leaf(&mut g, "x", &[], vec![0.3]);
+    let t = op(&mut g, "tanh", &[x]);
+    let d1 = grad(&mut g, t, &[x], false).unwrap()[0];
+    let d2 = grad(&mut g, d1, &[x], false).unwrap()[0];
+    let g = shared(g);
+    TapeMachine::new(g.clone(), MachineOptions::default()).unwrap().run_all().unwrap();
+    let v = g.read().unwrap().value(d2).unwrap().to_vec_f64()[0];
+    let th = 0.3f64.tanh();
+    assert!((v - (-2.0 * th * (1.0 - th * th))).abs() < 1e-12);
+}
+
+#[test]
+fn gradient_buffers_are_reused() {
+    let mut g = Graph::new(true);
+    let x = leaf(&mut g, "x", &[8, 8], rand_vec(64, 3));
+    let mut h = x;
+    for _ in 0..10 {
+        h = op(&mut g, "tanh", &[h]);
+    }
+    let c = op(&mut g, "sum", &[h]);
+    grad(&mut g, c, &[x], false).unwrap();
+    let g = shared(g);
+    let m = TapeMachine::new(g.clone(), MachineOptions::default()).unwrap();
+    let listing = m.program().unwrap();
+    let bufs: std::collections::HashSet<&str> = listing.iter().filter_map(|l| l.rsplit("-> ").next()).collect();
+    assert!(bufs.len() < listing.len(), "{} buffers for {} instructions", bufs.len(), listing.len());
+    m.run_all().unwrap();
+}
+
+#[test]
+fn errors_name_nodes() {
+    let mut g = Graph::new(true);
+    let x = g.leaf(gorgon_core::DType::F32, &[2, 3], Some("x".into()), Some("model.py:7".into())).unwrap();
+    let y = g.leaf(gorgon_core::DType::F32, &[4], Some("y".into()), None).unwrap();
+    let e = g.apply_named("add", &[x, y], &Default::default(), Some("model.py:9".into())).unwrap_err().to_string();
+    for part in ["add", "(2, 3)", "(4,)", "float32", "x", "y", "model.py:9"] {
+        assert!(e.contains(part), "{e:?} lacks {part}");
+    }
+    let gs = shared(g);
+    let z = gs.write().unwrap().apply_named("neg", &[x], &Default::default(), None).unwrap();
+    let m = TapeMachine::new(gs.clone(), MachineOptions { outputs: Some(vec![z]), ..Default::default() }).unwrap();
+    let e = m.run_all().unwrap_err().to_string();
+    assert!(e.contains("x") && e.contains("model.py:7"), "{e}");
+    m.close();
+    assert!(m.run_all().unwrap_err().to_string().contains("closed"));
+    let _ = Value::Owned(Tensor::scalar(gorgon_core::DType::F32, 0.0));
+}
+
+#[test]
+fn fused_and_unfused_programs_agree() {
+    let build = || {
+        let mut g = Graph::new(true);
+        let a = leaf(&mut g, "a", &[3000], rand_vec(3000, 5));
+        let b = leaf(&mut g, "b", &[3000], rand_vec(3000, 6));
+        let c = leaf(&mut g, "c", &[], vec![0.25]);
+        let ab = op(&mut g, "mul", &[a, b]);
+        let abc = op(&mut g, "add", &[ab, c]);
+        let t = op(&mut g, "tanh", &[abc]);
+        let s = op(&mut g, "sigmoid", &[t]);
+        let y = op(&mut g, "mul", &[s, a]);
+        (shared(g), y)
+    };
+    let (g1, y1) = build();
+    let fused = TapeMachine::new(g1.clone(), MachineOptions { outputs: Some(vec![y1]), ..Default::default() }).unwrap();
+    assert!(fused.program().unwrap().iter().any(|l| l.contains("fused(")), "{:?}", fused.program().unwrap());
+    assert_eq!(fused.program().unwrap().len(), 1);
+    fused.run_all().unwrap();
+    let (g2, y2) = build();
+    let plain = TapeMachine::new(g2.clone(), MachineOptions { outputs: Some(vec![y2]), no_fuse: true, ..Default::default() }).unwrap();
+    assert!(plain.program().unwrap().len() >= 5);
+    plain.run_all().unwrap();
+    let (v1, v2) = (fused.value(y1).unwrap().to_vec_f64(), plain.value(y2).unwrap().to_vec_f64());
+    for (p, q) in v1.iter().zip(&v2) {
+        assert!((p - q).abs() <= 1e-15 * q.abs().max(1.0), "{p} vs {q}");
+    }
+}
