@@ -219,13 +219,21 @@ pub fn compile(g: &Graph, opts: &CompileOptions) -> Result<Program> {
     let updates: Vec<(NodeId, NodeId)> = g.updates.iter().copied().filter(|(_, v)| opts.outputs.is_none() || roots.contains(v)).collect();
     roots.extend(updates.iter().map(|(_, v)| *v));
     let order = topo_from(g, &roots);
-    let grads: HashSet<NodeId> = g.grad_of.values().copied().collect();
+    // Buffers that survive the run: the requested outputs (or, for a whole-graph machine,
+    // every node the user built plus every sink), gradients, watched nodes, update sources.
     let mut keep: HashSet<NodeId> = opts.keep.iter().copied().collect();
-    keep.extend(roots.iter().copied());
-    keep.extend(grads.iter().copied());
-    for &n in &order {
-        if !g.node(n).is_grad {
-            keep.insert(n);
+    keep.extend(g.grad_of.values().copied());
+    keep.extend(updates.iter().map(|(_, v)| *v));
+    match &opts.outputs {
+        Some(o) => keep.extend(o.iter().copied()),
+        None => {
+            let mut used = vec![false; g.len()];
+            for &n in &order {
+                for &i in &g.node(n).inputs {
+                    used[i] = true;
+                }
+            }
+            keep.extend(order.iter().copied().filter(|&n| !g.node(n).is_grad || !used[n]));
         }
     }
     let op_nodes: Vec<NodeId> = order.iter().copied().filter(|&n| matches!(g.node(n).kind, NodeKind::Op(_))).collect();

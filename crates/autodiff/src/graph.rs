@@ -369,9 +369,17 @@ impl Graph {
                     return r;
                 }
             }
-            return Err(Error::Graph(format!("node {} has no value: run a machine that computes it first", node.label(id))));
         }
-        Err(Error::Graph(format!("node {} has no value: bind one with let (or give it init=)", node.label(id))))
+        Err(self.missing_value(id))
+    }
+
+    /// The error for a node that has no value (names the node and what to do).
+    pub fn missing_value(&self, id: NodeId) -> Error {
+        let Ok(node) = self.try_node(id) else { return Error::Graph(format!("node id {id} does not belong to this graph")) };
+        match node.kind {
+            NodeKind::Op(_) => Error::Graph(format!("node {} has no value: run a machine that computes it first", node.label(id))),
+            _ => Error::Graph(format!("node {} has no value: bind one with let (or give it init=)", node.label(id))),
+        }
     }
 
     /// The gradient value of a node from the last run, if a gradient node exists and was computed.

@@ -28,9 +28,36 @@ pub fn write(g: &SharedGraph) -> Result<std::sync::RwLockWriteGuard<'_, Graph>> 
 }
 
 /// A copy of a node's value (leaf/constant, or from the last machine run), taking the graph
-/// lock only briefly.
+/// lock only briefly: the machine is asked after the graph lock is released, keeping the
+/// lock order (machine state before graph) that `run_all` uses.
 pub fn node_value(g: &SharedGraph, id: NodeId) -> Result<Tensor> {
-    read(g)?.value(id)
+    let src = {
+        let gr = read(g)?;
+        gr.try_node(id)?;
+        if let Some(v) = gr.stored_value(id) {
+            return Ok(v.view().to_owned());
+        }
+        gr.result_source()
+    };
+    if let Some(r) = src.and_then(|s| s.value_of(id)) {
+        return r;
+    }
+    Err(read(g)?.missing_value(id))
+}
+
+/// The value of a node's gradient from the last run (like [`Graph::grad_value`], with the
+/// lock order of [`node_value`]).
+pub fn grad_node_value(g: &SharedGraph, id: NodeId) -> Result<Option<Tensor>> {
+    let (gid, src) = {
+        let gr = read(g)?;
+        gr.try_node(id)?;
+        let Some(&gid) = gr.grad_of.get(&id) else { return Ok(None) };
+        (gid, gr.result_source())
+    };
+    if let Some(r) = src.and_then(|s| s.value_of(gid)) {
+        return r.map(Some);
+    }
+    Ok(read(g)?.stored_value(gid).map(|v| v.view().to_owned()))
 }
 
 /// Machine options.

@@ -89,7 +89,8 @@ fn second_derivative_of_tanh() {
     let d1 = grad(&mut g, t, &[x], false).unwrap()[0];
     let d2 = grad(&mut g, d1, &[x], false).unwrap()[0];
     let g = shared(g);
-    TapeMachine::new(g.clone(), MachineOptions::default()).unwrap().run_all().unwrap();
+    let m = TapeMachine::new(g.clone(), MachineOptions::default()).unwrap();
+    m.run_all().unwrap();
     let v = g.read().unwrap().value(d2).unwrap().to_vec_f64()[0];
     let th = 0.3f64.tanh();
     assert!((v - (-2.0 * th * (1.0 - th * th))).abs() < 1e-12);
@@ -106,7 +107,7 @@ fn gradient_buffers_are_reused() {
     let c = op(&mut g, "sum", &[h]);
     grad(&mut g, c, &[x], false).unwrap();
     let g = shared(g);
-    let m = TapeMachine::new(g.clone(), MachineOptions::default()).unwrap();
+    let m = TapeMachine::new(g.clone(), MachineOptions { no_fuse: true, ..Default::default() }).unwrap();
     let listing = m.program().unwrap();
     let bufs: std::collections::HashSet<&str> = listing.iter().filter_map(|l| l.rsplit("-> ").next()).collect();
     assert!(bufs.len() < listing.len(), "{} buffers for {} instructions", bufs.len(), listing.len());
