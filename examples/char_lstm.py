@@ -60,13 +60,12 @@ def main() -> None:
     embed, cell, head, params = build_layers(g, V, args.emb, H)
     chunk = g.matrix(gr.int64, (B, T + 1), name="chunk")   # T inputs, each followed by its target
     state = None
-    total = None
+    losses = []
     for t in range(T):
         x_t = gr.take(embed, chunk[:, t], axis=0)           # (B, emb)
         state = cell(x_t, state)
-        loss_t = nn.cross_entropy(head(state[0]), chunk[:, t + 1])
-        total = loss_t if total is None else total + loss_t
-    loss = total * (1.0 / T)
+        losses.append(nn.cross_entropy(head(state[0]), chunk[:, t + 1]))
+    loss = gr.mean(gr.stack(losses))                        # mean over time steps (and batch)
     gr.grad(loss, params)
 
     solver = gr.solvers.Adam(lr=args.lr, clip=5.0)

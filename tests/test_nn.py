@@ -52,7 +52,7 @@ def grad_check(build: Callable, *arrays, eps=1e-6, atol=1e-5, rtol=1e-3, wrt=Non
     leaves = [leaf(g, a, f"in{i}") for i, a in enumerate(arrays)]
     out = build(*leaves)
     R = np.random.default_rng(7).normal(size=out.shape)
-    cost = gr.sum(out * g.constant(R)) if out.ndim else out * 1.0
+    cost = gr.sum(out * g.constant(R)) if out.ndim else out
     idx = [i for i, a in enumerate(arrays) if a.dtype.kind == "f"] if wrt is None else list(wrt)
     grads = gr.grad(cost, [leaves[i] for i in idx])
     with gr.TapeMachine(g) as m:
@@ -528,6 +528,7 @@ def test_batchnorm2d_layer():
     y = bn(leaf(g, x, "x"))
     bn.eval()
     y_eval = bn(leaf(g, x, "x2"))
+    assert y_eval.shape == x.shape
     with gr.TapeMachine(g) as m:
         m.run_all()
         mean, var = x.mean(axis=(0, 2, 3)), x.var(axis=(0, 2, 3))
@@ -640,3 +641,16 @@ def test_conv2d_against_torch():
     ref = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w), torch.tensor(b), stride=(2, 1),
                                       padding=(1, 1), dilation=(2, 1)).numpy()
     np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10)
+
+
+def test_cross_entropy_out_of_range_labels_at_run_time():
+    g = gr.Graph()
+    z = g.matrix(gr.float64, (2, 3), name="z")
+    y = g.vector(gr.int64, 2, name="y")
+    loss = nn.cross_entropy(z, y)
+    z.let(np.zeros((2, 3)))
+    y.let(np.array([0, 5]))
+    with gr.TapeMachine(g) as m:
+        with pytest.raises(ValueError, match="out of"):
+            m.run_all()
+    assert loss.shape == ()

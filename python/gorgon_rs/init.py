@@ -194,7 +194,7 @@ class Initializer:
         s = _shape(shape)
         dt = _np_dtype(dtype)
         out = self._fn(s, dt)
-        return np.ascontiguousarray(out, dtype=dt).reshape(s)
+        return np.array(out, dtype=dt, order="C").reshape(s)
 
     def __repr__(self) -> str:
         return self._desc

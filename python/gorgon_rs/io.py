@@ -18,7 +18,7 @@ Example:
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable, Mapping, Optional, Union
+from typing import Any, Mapping, Optional, Union
 
 import numpy as np
 
@@ -111,7 +111,7 @@ def save(path: PathLike, nodes_or_dict: Any) -> None:
             a = np.asarray(v)
             if a.dtype == object or a.dtype.kind not in "biuf":
                 raise TypeError(f"save: {k!r} is a {a.dtype} array; only bool, int and float arrays can be saved")
-        pairs.append((k, np.ascontiguousarray(a)))
+        pairs.append((k, np.asarray(a, order="C")))
     _native.save_safetensors(os.fspath(path), pairs)
 
 

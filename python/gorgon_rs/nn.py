@@ -65,7 +65,7 @@ _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
 
 def _where() -> str:
     """``file.py:LINE`` of the first frame outside the gorgon_rs package."""
-    f = sys._getframe(1)
+    f: Optional[Any] = sys._getframe(1)
     while f is not None:
         fn = f.f_code.co_filename
         if not os.path.abspath(fn).startswith(_PKG_DIR + os.sep):

@@ -65,7 +65,7 @@ def plot_history(history: Mapping[str, Sequence[float]], path: Union[str, "os.Pa
             ax.plot(epochs, vals, marker="o" if len(vals) <= 30 else None, markersize=3, label=name)
         ax.set_xlabel("epoch")
         is_loss = group is losses
-        ax.set_ylabel("loss" if is_loss else "value")
+        ax.set_ylabel("loss" if is_loss else ("accuracy" if all("acc" in k.lower() for k in group) else "value"))
         finite = [x for vals in group.values() for x in vals if math.isfinite(x)]
         if is_loss and finite and min(finite) > 0 and max(finite) / min(finite) > 100:
             ax.set_yscale("log")

@@ -163,7 +163,7 @@ class Solver:
                         raise _errors().FormatError(
                             f"{type(self).__name__} state {name}/{slot}: saved shape {a.shape}, "
                             f"parameter {name!r} has shape {value.shape}")
-                arrays = [np.ascontiguousarray(a, dtype=value.dtype).copy() for a in arrays]
+                arrays = [np.array(a, dtype=value.dtype, order="C") for a in arrays]
             else:
                 t, arrays = 0, self._new_state(p.value)
             e = [p, t, arrays]
@@ -297,8 +297,8 @@ class Solver:
                         f"{tuple(got)}, the parameter has shape {shape}")
         # commit
         self.t = t_all
-        for key in [k for k, e in self._state.items() if e[0].name in restored]:
-            del self._state[key]
+        for skey in [k for k, e in self._state.items() if e[0].name in restored]:
+            del self._state[skey]
         self._pending = restored
         for p in given:
             if p.name in restored:

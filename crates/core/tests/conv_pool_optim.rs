@@ -256,6 +256,26 @@ fn conv2d_accepts_strided_views() {
     conv2d(&xc.view(), &wc.view(), p, &mut b).unwrap();
     assert!(max_rel_err(&a.to_vec_f64(), &b.to_vec_f64()) < 1e-14);
 
+    // Negative strides on the input (H and W reversed).
+    let xr = x_t.view().slice(&[(0, 3, 1), (0, 2, 1), (8, -1, -1), (7, -1, -2)]).unwrap(); // (3, 2, 9, 4)
+    let xrc = xr.to_owned();
+    let (oh2, ow2) = p.out_hw((9, 4), (3, 3)).unwrap();
+    let mut a2 = Tensor::zeros(DType::F64, &[3, 4, oh2, ow2]);
+    let mut b2 = Tensor::zeros(DType::F64, &[3, 4, oh2, ow2]);
+    conv2d(&xr, &w, p, &mut a2).unwrap();
+    conv2d(&xrc.view(), &wc.view(), p, &mut b2).unwrap();
+    assert!(max_rel_err(&a2.to_vec_f64(), &b2.to_vec_f64()) < 1e-14);
+    let g2 = rng.tensor(&[3, 4, oh2, ow2]);
+    let (mut d1, mut d2) = (Tensor::zeros(DType::F64, &[4, 2, 3, 3]), Tensor::zeros(DType::F64, &[4, 2, 3, 3]));
+    conv2d_backward_weight(&xr, &g2.view(), p, &mut d1).unwrap();
+    conv2d_backward_weight(&xrc.view(), &g2.view(), p, &mut d2).unwrap();
+    assert!(max_rel_err(&d1.to_vec_f64(), &d2.to_vec_f64()) < 1e-14);
+    let (mut m1, mut m2) = (Tensor::zeros(DType::F64, &[3, 2, 5, 3]), Tensor::zeros(DType::F64, &[3, 2, 5, 3]));
+    let pp = params((2, 2), (1, 1), (1, 1));
+    gorgon_core::kernels::pool::max_pool2d(&xr, (2, 2), pp, &mut m1).unwrap();
+    gorgon_core::kernels::pool::max_pool2d(&xrc.view(), (2, 2), pp, &mut m2).unwrap();
+    assert_eq!(m1, m2);
+
     // A broadcast gradient (all strides 0) and a transposed one.
     let one = Tensor::from_vec(vec![1.5f64], &[1, 1, 1, 1]).unwrap();
     let gb = one.view().broadcast_to(&os).unwrap();
@@ -762,10 +782,8 @@ fn conv_timing() {
                 times[2].push((t3 - t2).as_secs_f64() * 1e3);
             }
         }
-        let med = |v: &mut Vec<f64>| {
-            v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-            v[v.len() / 2]
-        };
+        // Minimum over runs: the machine may be shared, and the minimum is the least noisy.
+        let med = |v: &mut Vec<f64>| v.iter().cloned().fold(f64::INFINITY, f64::min);
         let (f, bi, bw) = (med(&mut times[0]), med(&mut times[1]), med(&mut times[2]));
         println!(
             "conv {}→{} {}x{} batch {}: fwd {:.2} ms, bwd_input {:.2} ms, bwd_weight {:.2} ms, total {:.2} ms (threads {})",

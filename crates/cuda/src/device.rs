@@ -62,6 +62,18 @@ mod stub {
         pub fn transfers(&self) -> (u64, u64) {
             match self.never {}
         }
+        /// The GPU's name.
+        pub fn name(&self) -> &str {
+            match self.never {}
+        }
+        /// The device ordinal.
+        pub fn ordinal(&self) -> usize {
+            match self.never {}
+        }
+        /// Compute capability `(major, minor)`.
+        pub fn compute_capability(&self) -> (i32, i32) {
+            match self.never {}
+        }
     }
 
     impl Device for CudaDevice {
@@ -153,17 +165,15 @@ mod imp {
     /// to a buffer's allocation.
     pub(crate) trait DevElem: DeviceRepr + ValidAsZeroBits + Copy + Default + Send + Sync + 'static {
         const SFX: &'static str;
-        const DTYPE: DType;
         fn slice(b: &CudaBuffer) -> &CudaSlice<Self>;
         fn slice_mut(b: &mut CudaBuffer) -> &mut CudaSlice<Self>;
         fn wrap(s: CudaSlice<Self>) -> BufData;
     }
 
     macro_rules! dev_elem {
-        ($t:ty, $sfx:literal, $dt:expr, $var:ident) => {
+        ($t:ty, $sfx:literal, $var:ident) => {
             impl DevElem for $t {
                 const SFX: &'static str = $sfx;
-                const DTYPE: DType = $dt;
                 fn slice(b: &CudaBuffer) -> &CudaSlice<Self> {
                     match &b.data {
                         BufData::$var(s) => s,
@@ -182,15 +192,18 @@ mod imp {
             }
         };
     }
-    dev_elem!(f32, "f32", DType::F32, F32);
-    dev_elem!(f64, "f64", DType::F64, F64);
-    dev_elem!(i32, "i32", DType::I32, I32);
-    dev_elem!(i64, "i64", DType::I64, I64);
-    dev_elem!(u8, "u8", DType::Bool, U8);
+    dev_elem!(f32, "f32", F32);
+    dev_elem!(f64, "f64", F64);
+    dev_elem!(i32, "i32", I32);
+    dev_elem!(i64, "i64", I64);
+    dev_elem!(u8, "u8", U8);
 
     /// Compiled module images per device ordinal, shared by every [`CudaDevice`] of this
     /// process so a second machine on the same GPU does not recompile.
-    static MODULE_CACHE: OnceLock<Mutex<HashMap<usize, Vec<(String, Ptx)>>>> = OnceLock::new();
+    static MODULE_CACHE: OnceLock<Mutex<HashMap<usize, ModuleImages>>> = OnceLock::new();
+
+    /// Compiled images of every kernel source, as `(source name, image)`.
+    type ModuleImages = Vec<(String, Ptx)>;
 
     /// Threads per block for elementwise kernels (reductions and softmax use 256 too).
     pub(crate) const BLOCK: u32 = 256;

@@ -45,8 +45,8 @@ impl KernelLayout {
                 continue;
             }
             let mut st = [0i64; 3];
-            for (k, s) in strides.iter().enumerate() {
-                st[k] = s[d] as i64;
+            for (slot, s) in st.iter_mut().zip(strides) {
+                *slot = s[d] as i64;
             }
             if let Some(prev) = dims.last_mut() {
                 if (0..3).all(|k| prev.1[k] == st[k] * size as i64) {
@@ -63,8 +63,8 @@ impl KernelLayout {
         let mut l = KernelLayout { ndim: dims.len() as i64, ..Default::default() };
         for (d, (size, st)) in dims.iter().enumerate() {
             l.shape[d] = *size;
-            for k in 0..3 {
-                l.stride[k][d] = st[k];
+            for (row, &v) in l.stride.iter_mut().zip(st.iter()) {
+                row[d] = v;
             }
         }
         Some(l)
@@ -132,9 +132,8 @@ pub struct ReducePlan {
 /// assert_eq!(p.permute, Some(vec![1, 0, 2]));
 /// ```
 pub fn reduce_plan(shape: &[usize], axes: &[usize]) -> ReducePlan {
-    let numel: usize = shape.iter().product();
     if axes.is_empty() {
-        return ReducePlan { permute: None, outer: numel, r: 1, inner: 1 };
+        return ReducePlan { permute: None, outer: shape.iter().product(), r: 1, inner: 1 };
     }
     let (lo, hi) = (axes[0], axes[axes.len() - 1]);
     let r: usize = axes.iter().map(|&a| shape[a]).product();
@@ -149,7 +148,7 @@ pub fn reduce_plan(shape: &[usize], axes: &[usize]) -> ReducePlan {
     }
     let mut perm: Vec<usize> = (0..shape.len()).filter(|a| !axes.contains(a)).collect();
     perm.extend_from_slice(axes);
-    let outer = if r == 0 { perm[..shape.len() - axes.len()].iter().map(|&a| shape[a]).product() } else { numel / r };
+    let outer = perm[..shape.len() - axes.len()].iter().map(|&a| shape[a]).product();
     ReducePlan { permute: Some(perm), outer, r, inner: 1 }
 }
 

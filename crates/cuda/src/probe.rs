@@ -195,6 +195,26 @@ pub fn preload_library(path: &Path) -> Result<(), String> {
     }
 }
 
+/// Set once NVRTC has been found; later checks are free.
+#[cfg(feature = "cuda")]
+static NVRTC_FOUND: OnceLock<()> = OnceLock::new();
+
+/// NVRTC `dlopen`s its builtins library (`libnvrtc-builtins.so.13.X`) by bare name at the
+/// first compile. Some wheels (nvidia-cuda-nvrtc 13.0) carry no RPATH, so it is only found
+/// on `LD_LIBRARY_PATH`; loading it from the same folder first makes the bare-name lookup
+/// succeed (glibc matches the SONAME). Failures are ignored: the compile reports them.
+#[cfg(feature = "cuda")]
+fn preload_nvrtc_builtins_beside(nvrtc: &Path) {
+    let Some(dir) = nvrtc.parent() else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("libnvrtc-builtins.so") {
+            let _ = preload_library(&entry.path());
+        }
+    }
+}
+
 /// Checks that NVRTC (`libnvrtc.so.13`) can be loaded, loading it from `GORGON_NVRTC_PATH`
 /// first when that is set. Needed to compile the kernels; no GPU is needed for this.
 ///
@@ -206,7 +226,11 @@ pub fn preload_library(path: &Path) -> Result<(), String> {
 pub fn nvrtc_available() -> Result<(), CudaError> {
     #[cfg(feature = "cuda")]
     {
+        if NVRTC_FOUND.get().is_some() {
+            return Ok(());
+        }
         if let Some(p) = path_from_env(NVRTC_PATH_ENV, NVRTC_LIB) {
+            preload_nvrtc_builtins_beside(&p);
             preload_library(&p).map_err(|e| {
                 CudaError::NvrtcMissing(format!("{NVRTC_PATH_ENV} points at {} but it cannot be loaded: {e}", p.display()))
             })?;
@@ -219,6 +243,7 @@ pub fn nvrtc_available() -> Result<(), CudaError> {
                  site-packages/nvidia/cu13/lib folder, or add the folder to LD_LIBRARY_PATH"
             )));
         }
+        let _ = NVRTC_FOUND.set(());
         Ok(())
     }
     #[cfg(not(feature = "cuda"))]

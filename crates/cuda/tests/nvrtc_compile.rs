@@ -1,6 +1,7 @@
 //! Every kernel source compiles through NVRTC (no GPU needed). Needs `libnvrtc.so.13`:
 //! set `GORGON_NVRTC_PATH` to the folder holding it (`pip install nvidia-cuda-nvrtc` puts it
 //! in `site-packages/nvidia/cu13/lib`); without it the tests print why and skip.
+#![cfg(feature = "cuda")]
 
 use gorgon_cuda::kernels::{compile_all, compile_all_for, compile_source, Target, SOURCES};
 use gorgon_cuda::CudaError;

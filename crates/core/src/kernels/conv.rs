@@ -88,6 +88,14 @@ unsafe impl<T: Sync> Send for SendPtr<T> {}
 // SAFETY: as above; shared reads of `T: Sync` data are fine from any thread.
 unsafe impl<T: Sync> Sync for SendPtr<T> {}
 
+impl<T> SendPtr<T> {
+    /// The pointer (a method, so closures capture the whole `Send` wrapper).
+    #[inline(always)]
+    pub(crate) fn get(self) -> *const T {
+        self.0
+    }
+}
+
 /// Checks that `x` (and the other operands) are one float dtype and that `out` matches.
 pub(crate) fn check_float_dtypes(op: &'static str, ins: &[DType], out: DType) -> Result<DType> {
     let d = ins.first().copied().unwrap_or(out);
@@ -281,6 +289,7 @@ struct Mat<T> {
     cs: isize,
 }
 
+#[allow(clippy::too_many_arguments)]
 /// `c (m×n, row-major with row stride ldc) ← A·B + β·c`, with the degenerate sizes handled.
 ///
 /// # Safety
@@ -300,6 +309,84 @@ unsafe fn gemm<T: ConvFloat>(m: usize, k: usize, n: usize, a: Mat<T>, b: Mat<T>,
     // SAFETY: caller contract; `c` is a live exclusive slice large enough.
     unsafe {
         T::gemm_raw(m, k, n, T::one(), a.ptr, a.rs, a.cs, b.ptr, b.rs, b.cs, beta, c.as_mut_ptr(), ldc as isize, 1)
+    }
+}
+
+/// `matrixmultiply` splits a product across its own threads once `m·k + k·n ≥ 2¹⁵`; inside
+/// our batch-parallel regions that nests pools and oversubscribes the cores (measured ~40%
+/// slower on 2 cores, and its small shared pool serializes many callers), so there every
+/// product is cut into blocks below that size.
+const MM_SERIAL_LIMIT: usize = 1 << 15;
+
+/// Depth of the k-blocks used by [`gemm_serial`] (matrixmultiply's own kc for f32/f64 is 256).
+const KC: usize = 256;
+
+#[allow(clippy::too_many_arguments)]
+/// Like [`gemm`] but guaranteed to run on the calling thread: large products are done as a
+/// sequence of blocks that matrixmultiply will not thread.
+///
+/// # Safety
+/// As [`gemm`].
+unsafe fn gemm_serial<T: ConvFloat>(m: usize, k: usize, n: usize, a: Mat<T>, b: Mat<T>, beta: T, c: &mut [T], ldc: usize) {
+    if k == 0 || m == 0 || n == 0 || m * k + k * n < MM_SERIAL_LIMIT {
+        // SAFETY: forwarded.
+        unsafe { gemm(m, k, n, a, b, beta, c, ldc) };
+        return;
+    }
+    let kb = k.div_ceil(k.div_ceil(KC));
+    let budget = ((MM_SERIAL_LIMIT - 1) / kb).max(2); // mb + nb ≤ budget
+    let (mb, nb) = if m + n <= budget {
+        (m, n)
+    } else if 2 * m <= budget {
+        (m, budget - m)
+    } else if 2 * n <= budget {
+        (budget - n, n)
+    } else {
+        (budget / 2, budget - budget / 2)
+    };
+    // Balance the blocks.
+    let mb = m.div_ceil(m.div_ceil(mb));
+    let nb = n.div_ceil(n.div_ceil(nb));
+    let mut i0 = 0;
+    while i0 < m {
+        let mi = mb.min(m - i0);
+        let mut j0 = 0;
+        while j0 < n {
+            let nj = nb.min(n - j0);
+            let mut k0 = 0;
+            while k0 < k {
+                let kk = kb.min(k - k0);
+                let bt = if k0 == 0 { beta } else { T::one() };
+                // SAFETY: the offsets select the (i0.., k0..) block of A, the (k0.., j0..) block
+                // of B and the (i0.., j0..) block of C, all inside the caller's matrices.
+                unsafe {
+                    let ab = Mat { ptr: a.ptr.offset(i0 as isize * a.rs + k0 as isize * a.cs), ..a };
+                    let bb = Mat { ptr: b.ptr.offset(k0 as isize * b.rs + j0 as isize * b.cs), ..b };
+                    gemm(mi, kk, nj, ab, bb, bt, &mut c[i0 * ldc + j0..], ldc);
+                }
+                k0 += kk;
+            }
+            j0 += nj;
+        }
+        i0 += mi;
+    }
+}
+
+/// [`gemm_serial`] inside parallel regions, [`gemm`] (which may use matrixmultiply's threads)
+/// otherwise.
+///
+/// # Safety
+/// As [`gemm`].
+#[inline]
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_in<T: ConvFloat>(par: bool, m: usize, k: usize, n: usize, a: Mat<T>, b: Mat<T>, beta: T, c: &mut [T], ldc: usize) {
+    // SAFETY: forwarded.
+    unsafe {
+        if par {
+            gemm_serial(m, k, n, a, b, beta, c, ldc)
+        } else {
+            gemm(m, k, n, a, b, beta, c, ldc)
+        }
     }
 }
 
@@ -535,16 +622,16 @@ fn conv2d_t<T: ConvFloat>(op: &'static str, x: &TensorView, w: &TensorView, g: &
     let (xp, xs) = raw4(&x);
     let pointwise = if g.is_pointwise() { merged_stride(&x.shape()[2..], &x.strides()[2..]) } else { None };
 
+    let parts = if g.parallel() { max_threads() } else { 1 };
+    let par = parts > 1;
     let one_image = |n: usize, dst: &mut [T]| -> Result<()> {
-        let wmat = wmat;
-        let xp = xp;
-        let a = Mat { ptr: wmat.0, rs: w_rs, cs: w_cs };
+        let a = Mat { ptr: wmat.get(), rs: w_rs, cs: w_cs };
         // SAFETY: n < N so the image offset is in bounds.
-        let xn = unsafe { xp.0.offset(n as isize * xs[0]) };
+        let xn = unsafe { xp.get().offset(n as isize * xs[0]) };
         if let Some(ps) = pointwise {
             let b = Mat { ptr: xn, rs: xs[1], cs: ps };
             // SAFETY: W is (O, K=C), x[n] is (C, P) with the strides above, dst is (O, P).
-            unsafe { gemm(o, k, pix, a, b, T::zero(), dst, pix) };
+            unsafe { gemm_in(par, o, k, pix, a, b, T::zero(), dst, pix) };
             return Ok(());
         }
         with_buf(T::scratch(), k * pix, |col| {
@@ -552,10 +639,9 @@ fn conv2d_t<T: ConvFloat>(op: &'static str, x: &TensorView, w: &TensorView, g: &
             unsafe { im2col(xn, [xs[1], xs[2], xs[3]], g, col) };
             let b = Mat { ptr: col.as_ptr(), rs: pix as isize, cs: 1 };
             // SAFETY: W (O, K), col (K, P), dst (O, P) contiguous and distinct from both.
-            unsafe { gemm(o, k, pix, a, b, T::zero(), dst, pix) };
+            unsafe { gemm_in(par, o, k, pix, a, b, T::zero(), dst, pix) };
         })
     };
-    let parts = if g.parallel() { max_threads() } else { 1 };
     par_items(out, o * pix, parts, |first, chunk| {
         chunk.chunks_mut(o * pix).enumerate().try_for_each(|(i, dst)| one_image(first + i, dst))
     })
@@ -623,25 +709,25 @@ fn conv2d_bi_t<T: ConvFloat>(op: &'static str, grad: &TensorView, w: &TensorView
     let g_cs = merged_stride(&gview.shape()[2..], &gview.strides()[2..]).unwrap_or(1);
     let pointwise = g.is_pointwise();
 
+    let parts = if g.parallel() { max_threads() } else { 1 };
+    let par = parts > 1;
     let one_image = |n: usize, dst: &mut [T]| -> Result<()> {
-        let (wmat, gp) = (wmat, gp);
         // Wᵀ: (K, O).
-        let a = Mat { ptr: wmat.0, rs: w_cs, cs: w_rs };
+        let a = Mat { ptr: wmat.get(), rs: w_cs, cs: w_rs };
         // SAFETY: n < N.
-        let b = Mat { ptr: unsafe { gp.0.offset(n as isize * gst[0]) }, rs: gst[1], cs: g_cs };
+        let b = Mat { ptr: unsafe { gp.get().offset(n as isize * gst[0]) }, rs: gst[1], cs: g_cs };
         if pointwise {
             // SAFETY: Wᵀ (C, O) · grad[n] (O, H·W) → dst (C, H·W) contiguous.
-            unsafe { gemm(k, o, pix, a, b, T::zero(), dst, pix) };
+            unsafe { gemm_in(par, k, o, pix, a, b, T::zero(), dst, pix) };
             return Ok(());
         }
         with_buf(T::scratch(), k * pix, |col| {
             // SAFETY: Wᵀ (K, O), grad[n] (O, P), col (K, P) contiguous and private.
-            unsafe { gemm(k, o, pix, a, b, T::zero(), col, pix) };
+            unsafe { gemm_in(par, k, o, pix, a, b, T::zero(), col, pix) };
             dst.fill(T::zero());
             col2im(col, g, dst);
         })
     };
-    let parts = if g.parallel() { max_threads() } else { 1 };
     par_items(out, img, parts, |first, chunk| {
         chunk.chunks_mut(img).enumerate().try_for_each(|(i, dst)| one_image(first + i, dst))
     })
@@ -707,24 +793,25 @@ fn conv2d_bw_t<T: ConvFloat>(op: &'static str, x: &TensorView, grad: &TensorView
     let (xp, xst) = raw4(&x);
     let pointwise = if g.is_pointwise() { merged_stride(&x.shape()[2..], &x.strides()[2..]) } else { None };
 
+    let chunks = if g.parallel() { max_threads().min(g.n) } else { 1 };
+    let par = chunks > 1;
     // Sums images [lo, hi) into dst (O, K), overwriting it.
     let range = |lo: usize, hi: usize, dst: &mut [T]| -> Result<()> {
-        let (gp, xp) = (gp, xp);
         let grad_n = |n: usize| Mat {
             // SAFETY: n < N.
-            ptr: unsafe { gp.0.offset(n as isize * gst[0]) },
+            ptr: unsafe { gp.get().offset(n as isize * gst[0]) },
             rs: gst[1],
             cs: g_cs,
         };
         // SAFETY: n < N.
-        let x_n = |n: usize| unsafe { xp.0.offset(n as isize * xst[0]) };
+        let x_n = |n: usize| unsafe { xp.get().offset(n as isize * xst[0]) };
         if let Some(ps) = pointwise {
             for n in lo..hi {
                 let beta = if n == lo { T::zero() } else { T::one() };
                 // x[n]ᵀ: (P, C).
                 let b = Mat { ptr: x_n(n), rs: ps, cs: xst[1] };
                 // SAFETY: grad[n] (O, P) · x[n]ᵀ (P, C) → dst (O, C).
-                unsafe { gemm(o, pix, k, grad_n(n), b, beta, dst, k) };
+                unsafe { gemm_in(par, o, pix, k, grad_n(n), b, beta, dst, k) };
             }
             return Ok(());
         }
@@ -735,12 +822,11 @@ fn conv2d_bw_t<T: ConvFloat>(op: &'static str, x: &TensorView, grad: &TensorView
                 unsafe { im2col(x_n(n), [xst[1], xst[2], xst[3]], g, col) };
                 let b = Mat { ptr: col.as_ptr(), rs: 1, cs: pix as isize };
                 // SAFETY: grad[n] (O, P) · colᵀ (P, K) → dst (O, K).
-                unsafe { gemm(o, pix, k, grad_n(n), b, beta, dst, k) };
+                unsafe { gemm_in(par, o, pix, k, grad_n(n), b, beta, dst, k) };
             }
         })
     };
 
-    let chunks = if g.parallel() { max_threads().min(g.n) } else { 1 };
     if chunks <= 1 {
         return range(0, g.n, out);
     }
@@ -817,6 +903,28 @@ mod tests {
         .unwrap();
         assert_eq!(r, 14);
         SCRATCH_F64.with(|c| assert!(c.borrow().len() >= 10));
+    }
+
+    #[test]
+    fn blocked_gemm_matches_plain() {
+        for &(m, k, n) in &[(64, 288, 196), (300, 700, 5), (3, 900, 400), (200, 20, 1000), (1, 5000, 1)] {
+            let a: Vec<f64> = (0..m * k).map(|i| ((i * 7919) % 101) as f64 / 50.0 - 1.0).collect();
+            let b: Vec<f64> = (0..k * n).map(|i| ((i * 104729) % 97) as f64 / 48.0 - 1.0).collect();
+            // A row-major, B column-major (transposed view), C with an extra-wide row.
+            let am = Mat { ptr: a.as_ptr(), rs: k as isize, cs: 1 };
+            let bm = Mat { ptr: b.as_ptr(), rs: 1, cs: k as isize };
+            let ldc = n + 3;
+            let mut c1 = vec![0.5; m * ldc];
+            let mut c2 = c1.clone();
+            unsafe {
+                gemm(m, k, n, am, bm, 2.0, &mut c1, ldc);
+                gemm_serial(m, k, n, am, bm, 2.0, &mut c2, ldc);
+            }
+            let err = c1.iter().zip(&c2).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+            assert!(err < 1e-10, "{m}x{k}x{n}: {err}");
+            // The padding columns are untouched.
+            assert!((0..m).all(|r| c2[r * ldc + n..r * ldc + ldc].iter().all(|&v| v == 0.5)));
+        }
     }
 
     #[test]

@@ -29,7 +29,7 @@
 use crate::error::{fmt_shape, CoreError, Result};
 use crate::shape::broadcast_shapes;
 use crate::{DType, Element, Tensor, TensorView};
-use ndarray::ArrayViewD;
+use ndarray::{ArrayViewD, IxDyn};
 use rayon::prelude::*;
 
 /// `out = a @ b` for `a: (..., m, k)`, `b: (..., k, n)` (both at least 2-D; the graph layer
@@ -169,20 +169,28 @@ fn batch_offsets(batch: &[usize], sa: &[isize], sb: &[isize]) -> Vec<(isize, isi
     offs
 }
 
-/// Broadcasts a typed operand view to `batch + [r, c]` (no copy: zero strides).
-fn broadcast_operand<'a, T: Element>(
-    v: &TensorView<'a>,
-    batch: &[usize],
-    r: usize,
-    c: usize,
-) -> Result<ArrayViewD<'a, T>> {
-    let mut sh = batch.to_vec();
-    sh.extend_from_slice(&[r, c]);
-    let bv = v.broadcast_to(&sh)?;
-    T::view_ref(&bv).ok_or_else(|| CoreError::DType {
+/// The typed view inside `v`.
+fn typed<'a, T: Element>(v: &TensorView<'a>) -> Result<ArrayViewD<'a, T>> {
+    T::view_ref(v).ok_or_else(|| CoreError::DType {
         op: "matmul",
         dtype: v.dtype(),
         detail: "internal dtype mismatch".into(),
+    })
+}
+
+/// Broadcasts a typed operand to `batch + [r, c]` (no copy: zero strides; any input strides,
+/// negative ones included).
+fn broadcast_operand<'b, T: Element>(
+    v: &'b ArrayViewD<'_, T>,
+    batch: &[usize],
+    r: usize,
+    c: usize,
+) -> Result<ArrayViewD<'b, T>> {
+    let mut sh = batch.to_vec();
+    sh.extend_from_slice(&[r, c]);
+    v.broadcast(IxDyn(&sh)).ok_or_else(|| CoreError::Shape {
+        op: "matmul",
+        detail: format!("cannot broadcast {} to {}", fmt_shape(v.shape()), fmt_shape(&sh)),
     })
 }
 
@@ -260,11 +268,9 @@ impl Gemm for f64 {
     }
 }
 
-/// Threads the kernels may use.
-// TODO: switch to `crate::kernels::threads::num_threads()` (honours GORGON_NUM_THREADS)
-// once it is implemented; it was still `todo!()` when this kernel was written.
+/// Threads the kernels may use (rayon's pool, capped by `GORGON_NUM_THREADS`).
 fn max_threads() -> usize {
-    rayon::current_num_threads().max(1)
+    crate::kernels::threads::num_threads().max(1)
 }
 
 /// How one (batched) product is spread over threads.
@@ -337,8 +343,9 @@ fn choose_plan(nb: usize, m: usize, k: usize, n: usize, nt: usize) -> Plan {
 
 fn float_matmul<T: Gemm>(a: &TensorView, b: &TensorView, out: &mut Tensor, g: &Geometry) -> Result<()> {
     let (m, k, n) = (g.m, g.k, g.n);
-    let av = broadcast_operand::<T>(a, &g.batch, m, k)?;
-    let bv = broadcast_operand::<T>(b, &g.batch, k, n)?;
+    let (a0, b0) = (typed::<T>(a)?, typed::<T>(b)?);
+    let av = broadcast_operand(&a0, &g.batch, m, k)?;
+    let bv = broadcast_operand(&b0, &g.batch, k, n)?;
     let o = T::tensor_mut(out).ok_or_else(|| CoreError::DType {
         op: "matmul",
         dtype: out_dtype::<T>(),
@@ -435,8 +442,9 @@ impl IntMul for i64 {
 
 fn int_matmul<T: IntMul>(a: &TensorView, b: &TensorView, out: &mut Tensor, g: &Geometry) -> Result<()> {
     let (m, k, n) = (g.m, g.k, g.n);
-    let av = broadcast_operand::<T>(a, &g.batch, m, k)?;
-    let bv = broadcast_operand::<T>(b, &g.batch, k, n)?;
+    let (a0, b0) = (typed::<T>(a)?, typed::<T>(b)?);
+    let av = broadcast_operand(&a0, &g.batch, m, k)?;
+    let bv = broadcast_operand(&b0, &g.batch, k, n)?;
     let o = T::tensor_mut(out).ok_or_else(|| CoreError::DType {
         op: "matmul",
         dtype: out_dtype::<T>(),

@@ -159,7 +159,7 @@ impl<T: Float> Prep<T> {
             }
         }
         if let Some(l2) = self.l2 {
-            g = g + l2 * w;
+            g += l2 * w;
         }
         if let Some(l1) = self.l1 {
             let s = if w > T::zero() {
@@ -169,7 +169,7 @@ impl<T: Float> Prep<T> {
             } else {
                 T::zero()
             };
-            g = g + l1 * s;
+            g += l1 * s;
         }
         g
     }
@@ -236,7 +236,7 @@ fn run_chunk<T: Float>(k: &Kern<T>, prep: &Prep<T>, w: &mut [T], g: &[T], s0: &m
         Kern::Sgd { neg_lr } => {
             for (w, &g) in w.iter_mut().zip(g) {
                 let d = prep.grad(g, *w);
-                *w = *w + neg_lr * d;
+                *w += neg_lr * d;
             }
         }
         Kern::SgdMomentum { neg_lr, mu, keep, first, nesterov } => {
@@ -245,16 +245,16 @@ fn run_chunk<T: Float>(k: &Kern<T>, prep: &Prep<T>, w: &mut [T], g: &[T], s0: &m
                 let d = prep.grad(g, *w);
                 *b = if first { d } else { *b * mu + keep * d };
                 let step = if nesterov { d + mu * *b } else { *b };
-                *w = *w + neg_lr * step;
+                *w += neg_lr * step;
             }
         }
         Kern::AdaGrad { neg_lr, eps } => {
             let s0 = &mut s0[..n];
             for ((w, &g), s) in w.iter_mut().zip(g).zip(s0.iter_mut()) {
                 let d = prep.grad(g, *w);
-                *s = *s + d * d;
+                *s += d * d;
                 let std = s.sqrt() + eps;
-                *w = *w + neg_lr * d / std;
+                *w += neg_lr * d / std;
             }
         }
         Kern::RMSProp { neg_lr, alpha, one_m_alpha, eps } => {
@@ -263,7 +263,7 @@ fn run_chunk<T: Float>(k: &Kern<T>, prep: &Prep<T>, w: &mut [T], g: &[T], s0: &m
                 let d = prep.grad(g, *w);
                 *v = *v * alpha + one_m_alpha * d * d;
                 let avg = v.sqrt() + eps;
-                *w = *w + neg_lr * d / avg;
+                *w += neg_lr * d / avg;
             }
         }
         Kern::Adam { decay, lerp_w, lerp_low, lerp_1mw, beta2, one_m_beta2, bc2_sqrt, eps, neg_step } => {
@@ -271,12 +271,12 @@ fn run_chunk<T: Float>(k: &Kern<T>, prep: &Prep<T>, w: &mut [T], g: &[T], s0: &m
             for (((w, &g), m), v) in w.iter_mut().zip(g).zip(s0.iter_mut()).zip(s1.iter_mut()) {
                 let d = prep.grad(g, *w);
                 if let Some(f) = decay {
-                    *w = *w * f;
+                    *w *= f;
                 }
                 *m = if lerp_low { *m + lerp_w * (d - *m) } else { d - (d - *m) * lerp_1mw };
                 *v = *v * beta2 + one_m_beta2 * d * d;
                 let denom = v.sqrt() / bc2_sqrt + eps;
-                *w = *w + neg_step * *m / denom;
+                *w += neg_step * *m / denom;
             }
         }
         Kern::AdaDelta { neg_lr, rho, one_m_rho, eps } => {
@@ -287,7 +287,7 @@ fn run_chunk<T: Float>(k: &Kern<T>, prep: &Prep<T>, w: &mut [T], g: &[T], s0: &m
                 let std = (*v + eps).sqrt();
                 let delta = (*u + eps).sqrt() / std * d;
                 *u = *u * rho + one_m_rho * delta * delta;
-                *w = *w + neg_lr * delta;
+                *w += neg_lr * delta;
             }
         }
     }
@@ -374,8 +374,8 @@ pub fn dot<T: Float>(a: &[T], b: &[T]) -> f64 {
     let (ac, ar) = a.split_at(a.len().min(b.len()) / 4 * 4);
     let (bc, br) = b.split_at(ac.len());
     for (x, y) in ac.chunks_exact(4).zip(bc.chunks_exact(4)) {
-        for i in 0..4 {
-            acc[i] += x[i].to_f64() * y[i].to_f64();
+        for ((s, &xi), &yi) in acc.iter_mut().zip(x).zip(y) {
+            *s += xi.to_f64() * yi.to_f64();
         }
     }
     let mut tail = 0.0;

@@ -106,7 +106,7 @@ fn for_planes<T: Element>(out: &mut [T], plane: usize, par: bool, f: impl Fn(usi
 unsafe fn plane_ptr<T>(base: SendPtr<T>, s: [isize; 4], c: usize, i: usize) -> *const T {
     let (n, ch) = (i / c, i % c);
     // SAFETY: caller contract.
-    unsafe { base.0.offset(n as isize * s[0] + ch as isize * s[1]) }
+    unsafe { base.get().offset(n as isize * s[0] + ch as isize * s[1]) }
 }
 
 /// The window of output `(oy, ox)`: the valid taps are

@@ -13,7 +13,8 @@
 //! * **rows** (`inner = 1`, reduce the last axis): the same lane kernel per row.
 //! * **columns** (`inner > 1`, e.g. reducing the leading axis): rows are folded into a
 //!   1024-wide block of the output, so both stay in L1 while the input streams by; sums are
-//!   accumulated 64 rows at a time into a scratch block for accuracy.
+//!   accumulated 64 rows at a time into a scratch block and the block sums merged pairwise
+//!   (cascade summation), again for accuracy.
 //!
 //! Anything else (several separated reduced blocks, negative strides, broadcasts) is copied
 //! once into `(kept..., reduced...)` order and reduced as rows. Inputs of at least 2^18
@@ -21,6 +22,7 @@
 //! reduction, combined in a fixed order so results do not depend on scheduling).
 
 use crate::error::{fmt_shape, CoreError, Result};
+use crate::kernels::vmath::{VFunc, VMath};
 use crate::{DType, Element, Tensor, TensorView};
 use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn};
 use rayon::prelude::*;
@@ -66,11 +68,9 @@ const COL_BLOCK: usize = 1024;
 /// Rows summed into a scratch block before it is added to the output (column kernel).
 const ROW_BLOCK: usize = 64;
 
-/// Threads the kernels may use.
-// TODO: switch to `crate::kernels::threads::num_threads()` (honours GORGON_NUM_THREADS)
-// once it is implemented; it was still `todo!()` when this kernel was written.
+/// Threads the kernels may use (rayon's pool, capped by `GORGON_NUM_THREADS`).
 fn max_threads() -> usize {
-    rayon::current_num_threads().max(1)
+    crate::kernels::threads::num_threads().max(1)
 }
 
 /// Reduces `x` over `axes` (sorted, unique, in range) into `out`, whose element count equals
@@ -214,13 +214,14 @@ fn unreachable_dtype<T>(name: &'static str) -> Result<T> {
 // ---------------------------------------------------------------------------------------
 // element operations
 
-/// What the reduction kernels need from an element type. Integer `exp`/`ln`/`div_count` are
+/// What the reduction kernels need from an element type. Integer `exp_inplace`/`ln_`/`div_count` are
 /// never called (Mean and LogSumExp reject ints before dispatch).
 trait RElem: Element {
     fn add(self, o: Self) -> Self;
     fn sub(self, o: Self) -> Self;
     fn mul(self, o: Self) -> Self;
-    fn exp_(self) -> Self;
+    /// `x[i] = exp(x[i])`, vectorized (see [`vmath`](crate::kernels::vmath)).
+    fn exp_inplace(x: &mut [Self]);
     fn ln_(self) -> Self;
     fn div_count(self, n: usize) -> Self;
     fn finite_or_zero(self) -> Self;
@@ -238,7 +239,7 @@ macro_rules! relem_float {
             #[inline(always)]
             fn mul(self, o: Self) -> Self { self * o }
             #[inline(always)]
-            fn exp_(self) -> Self { self.exp() }
+            fn exp_inplace(x: &mut [Self]) { <$t as VMath>::vapply_inplace(VFunc::Exp, x) }
             #[inline(always)]
             fn ln_(self) -> Self { self.ln() }
             #[inline(always)]
@@ -265,7 +266,7 @@ macro_rules! relem_int {
             #[inline(always)]
             fn mul(self, o: Self) -> Self { self.wrapping_mul(o) }
             #[inline(always)]
-            fn exp_(self) -> Self { self }
+            fn exp_inplace(_x: &mut [Self]) {}
             #[inline(always)]
             fn ln_(self) -> Self { self }
             #[inline(always)]
@@ -371,8 +372,25 @@ fn fold_basic<T: RElem>(b: Basic, x: &[T], shift: T) -> T {
             Some(&f) => fold_lanes(x, f, vmin, vmin),
             None => T::zero(),
         },
-        Basic::SumExp => fold_pairwise(x, T::zero(), move |a, v| a.add(v.sub(shift).exp_()), |a, v| a.add(v)),
+        Basic::SumExp => sum_exp_pairwise(x, shift),
     }
+}
+
+/// Σ exp(x − shift), pairwise over `LEAF`-sized leaves, each exponentiated with the
+/// vectorized `exp` into a stack buffer.
+fn sum_exp_pairwise<T: RElem>(x: &[T], shift: T) -> T {
+    if x.len() > LEAF {
+        let half = (x.len() / 2).div_ceil(LANES) * LANES;
+        let (lo, hi) = x.split_at(half);
+        return sum_exp_pairwise(lo, shift).add(sum_exp_pairwise(hi, shift));
+    }
+    let mut buf = [T::zero(); LEAF];
+    let b = &mut buf[..x.len()];
+    for (d, &v) in b.iter_mut().zip(x) {
+        *d = v.sub(shift);
+    }
+    T::exp_inplace(b);
+    fold_lanes(b, T::zero(), |a, v| a.add(v), |a, v| a.add(v))
 }
 
 /// A full `op` reduction of one non-empty row.
@@ -454,19 +472,23 @@ fn col_block<T: RElem>(
         return;
     }
     let mut expbuf: Vec<T> = if b == Basic::SumExp { vec![T::zero(); w] } else { Vec::new() };
-    let mut exp_row = |i: usize, buf: &mut Vec<T>| {
+    let exp_row = |i: usize, buf: &mut [T]| {
         for ((e, &v), &s) in buf.iter_mut().zip(row(i)).zip(shift) {
-            *e = v.sub(s).exp_();
+            *e = v.sub(s);
         }
+        T::exp_inplace(buf);
     };
     match b {
         Basic::Sum | Basic::SumExp => {
-            // blocks of ROW_BLOCK rows into `tmp`, then added into acc: error ~ (64 + n/64) ε
-            let mut tmp = vec![T::zero(); w];
-            let mut first = true;
+            // Cascade summation: blocks of ROW_BLOCK rows are summed into a scratch row, and
+            // block sums are merged like a binary counter (a pairwise tree built on the fly),
+            // so the error grows like (ROW_BLOCK + log2(rows / ROW_BLOCK)) ε, not rows·ε.
+            let mut stack: Vec<(u32, Vec<T>)> = Vec::new();
+            let mut pool: Vec<Vec<T>> = Vec::new();
             let mut i = rows.start;
             while i < rows.end {
                 let end = (i + ROW_BLOCK).min(rows.end);
+                let mut tmp = pool.pop().unwrap_or_else(|| vec![T::zero(); w]);
                 if b == Basic::SumExp {
                     exp_row(i, &mut expbuf);
                     tmp.copy_from_slice(&expbuf);
@@ -481,13 +503,22 @@ fn col_block<T: RElem>(
                         combine_row(Basic::Sum, &mut tmp, row(r));
                     }
                 }
-                if first {
-                    acc.copy_from_slice(&tmp);
-                    first = false;
-                } else {
-                    combine_row(Basic::Sum, acc, &tmp);
+                let mut cur = (0u32, tmp);
+                while stack.last().is_some_and(|t| t.0 == cur.0) {
+                    let Some((lvl, mut t)) = stack.pop() else { break };
+                    combine_row(Basic::Sum, &mut t, &cur.1);
+                    pool.push(cur.1);
+                    cur = (lvl + 1, t);
                 }
+                stack.push(cur);
                 i = end;
+            }
+            let mut parts = stack.into_iter().rev();
+            if let Some((_, first)) = parts.next() {
+                acc.copy_from_slice(&first);
+                for (_, p) in parts {
+                    combine_row(Basic::Sum, acc, &p);
+                }
             }
         }
         _ => {

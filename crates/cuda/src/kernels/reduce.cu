@@ -29,7 +29,7 @@ template <typename T> __device__ T block_reduce(int op, T v) {
   buf[threadIdx.x] = v;
   __syncthreads();
   for (int s = RED_THREADS / 2; s > 0; s >>= 1) {
-    if (threadIdx.x < s) buf[threadIdx.x] = red_combine<T>(op, buf[threadIdx.x], buf[threadIdx.x + s]);
+    if ((int)threadIdx.x < s) buf[threadIdx.x] = red_combine<T>(op, buf[threadIdx.x], buf[threadIdx.x + s]);
     __syncthreads();
   }
   T r = buf[0];

@@ -10,7 +10,7 @@ template <typename T> __device__ T sm_block_sum(T v) {
   buf[threadIdx.x] = v;
   __syncthreads();
   for (int s = SM_THREADS / 2; s > 0; s >>= 1) {
-    if (threadIdx.x < s) buf[threadIdx.x] += buf[threadIdx.x + s];
+    if ((int)threadIdx.x < s) buf[threadIdx.x] += buf[threadIdx.x + s];
     __syncthreads();
   }
   T r = buf[0];
@@ -23,7 +23,7 @@ template <typename T> __device__ T sm_block_max(T v) {
   buf[threadIdx.x] = v;
   __syncthreads();
   for (int s = SM_THREADS / 2; s > 0; s >>= 1) {
-    if (threadIdx.x < s) buf[threadIdx.x] = nan_max<T>(buf[threadIdx.x], buf[threadIdx.x + s]);
+    if ((int)threadIdx.x < s) buf[threadIdx.x] = nan_max<T>(buf[threadIdx.x], buf[threadIdx.x + s]);
     __syncthreads();
   }
   T r = buf[0];

@@ -1,0 +1,672 @@
+//! Accuracy of the vectorized math (`kernels::vmath`) against high-precision references,
+//! for every SIMD implementation this CPU supports (called directly) and for the dispatch
+//! path. f32 results are compared with the f64 standard library; f64 results with a
+//! double-double reference. The bound is 4 ulp everywhere, special values included.
+//!
+//! Run with `GORGON_SIMD=scalar` too: then the dispatch path is the scalar fallback.
+
+use gorgon_core::kernels::simd::{self, SimdLevel};
+use gorgon_core::kernels::vmath::{self, VFunc};
+
+// ----------------------------------------------------------------------------------------
+// Random numbers and ulp distance.
+// ----------------------------------------------------------------------------------------
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.unit()
+    }
+}
+
+fn ord32(x: f32) -> i64 {
+    let b = x.to_bits();
+    if b & 0x8000_0000 != 0 {
+        -((b & 0x7fff_ffff) as i64)
+    } else {
+        b as i64
+    }
+}
+
+fn ord64(x: f64) -> i128 {
+    let b = x.to_bits();
+    if b & (1 << 63) != 0 {
+        -((b & !(1u64 << 63)) as i128)
+    } else {
+        b as i128
+    }
+}
+
+fn ulps32(a: f32, b: f32) -> f64 {
+    match (a.is_nan(), b.is_nan()) {
+        (true, true) => 0.0,
+        (false, false) => (ord32(a) - ord32(b)).unsigned_abs() as f64,
+        _ => f64::INFINITY,
+    }
+}
+
+fn ulps64(a: f64, b: f64) -> f64 {
+    match (a.is_nan(), b.is_nan()) {
+        (true, true) => 0.0,
+        (false, false) => (ord64(a) - ord64(b)).unsigned_abs() as f64,
+        _ => f64::INFINITY,
+    }
+}
+
+// ----------------------------------------------------------------------------------------
+// Double-double reference (for f64).
+// ----------------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug)]
+struct DD {
+    hi: f64,
+    lo: f64,
+}
+
+fn two_sum(a: f64, b: f64) -> (f64, f64) {
+    let s = a + b;
+    let bb = s - a;
+    (s, (a - (s - bb)) + (b - bb))
+}
+
+fn quick_two_sum(a: f64, b: f64) -> (f64, f64) {
+    let s = a + b;
+    (s, b - (s - a))
+}
+
+fn split(a: f64) -> (f64, f64) {
+    let t = 134_217_729.0 * a;
+    let hi = t - (t - a);
+    (hi, a - hi)
+}
+
+fn two_prod(a: f64, b: f64) -> (f64, f64) {
+    let p = a * b;
+    let (ah, al) = split(a);
+    let (bh, bl) = split(b);
+    (p, ((ah * bh - p) + ah * bl + al * bh) + al * bl)
+}
+
+impl DD {
+    fn new(x: f64) -> DD {
+        DD { hi: x, lo: 0.0 }
+    }
+    fn add(self, b: DD) -> DD {
+        let (s, e) = two_sum(self.hi, b.hi);
+        let (t, f) = two_sum(self.lo, b.lo);
+        let (s, e) = quick_two_sum(s, e + t);
+        let (hi, lo) = quick_two_sum(s, e + f);
+        DD { hi, lo }
+    }
+    fn neg(self) -> DD {
+        DD { hi: -self.hi, lo: -self.lo }
+    }
+    fn sub(self, b: DD) -> DD {
+        self.add(b.neg())
+    }
+    fn mul(self, b: DD) -> DD {
+        let (p, e) = two_prod(self.hi, b.hi);
+        let e = e + (self.hi * b.lo + self.lo * b.hi);
+        let (hi, lo) = quick_two_sum(p, e);
+        DD { hi, lo }
+    }
+    fn div(self, b: DD) -> DD {
+        let q1 = self.hi / b.hi;
+        let r = self.sub(b.mul(DD::new(q1)));
+        let q2 = r.hi / b.hi;
+        let r = r.sub(b.mul(DD::new(q2)));
+        let q3 = r.hi / b.hi;
+        let (s, e) = quick_two_sum(q1, q2);
+        DD { hi: s, lo: e }.add(DD::new(q3))
+    }
+    fn scale(self, n: i32) -> DD {
+        DD { hi: ldexp(self.hi, n), lo: ldexp(self.lo, n) }
+    }
+    fn to_f64(self) -> f64 {
+        self.hi + self.lo
+    }
+}
+
+fn ldexp(x: f64, n: i32) -> f64 {
+    let mut x = x;
+    let mut n = n;
+    while n > 1000 {
+        x *= 2f64.powi(1000);
+        n -= 1000;
+    }
+    while n < -1000 {
+        x *= 2f64.powi(-1000);
+        n += 1000;
+    }
+    // Apply the last factor in two halves so a subnormal result rounds (almost) once.
+    let h = n / 2;
+    x * 2f64.powi(h) * 2f64.powi(n - h)
+}
+
+const LN2: DD = DD { hi: std::f64::consts::LN_2, lo: 2.319_046_813_846_299_558e-17 };
+
+/// e^x as (mantissa part, power of two): e^x = m · 2^n, m ∈ [0.7, 1.42]. Finite x only.
+fn exp_dd_parts(x: f64) -> (DD, i32) {
+    let n = (x / std::f64::consts::LN_2).round();
+    let r = DD::new(x).sub(LN2.mul(DD::new(n)));
+    let r = r.scale(-10);
+    // Taylor series of e^r, |r| ≤ 3.4e-4.
+    let mut term = DD::new(1.0);
+    let mut sum = DD::new(1.0);
+    for k in 1..=11 {
+        term = term.mul(r).div(DD::new(k as f64));
+        sum = sum.add(term);
+    }
+    for _ in 0..10 {
+        sum = sum.mul(sum);
+    }
+    (sum, n as i32)
+}
+
+fn exp_dd(x: f64) -> DD {
+    if x > 710.0 {
+        return DD::new(f64::INFINITY);
+    }
+    if x < -746.0 {
+        return DD::new(0.0);
+    }
+    let (m, n) = exp_dd_parts(x);
+    m.scale(n)
+}
+
+fn ref_exp(x: f64) -> f64 {
+    if x.is_nan() {
+        return x;
+    }
+    exp_dd(x).to_f64()
+}
+
+/// ln of a positive finite double-double, by one Newton step from the libm value.
+fn ln_dd(u: DD) -> DD {
+    let y0 = u.hi.ln();
+    let (m, n) = exp_dd_parts(-y0);
+    // u · e^(−y0) − 1, with the power of two applied to u first (exact).
+    let t = u.scale(n).mul(m).sub(DD::new(1.0));
+    DD::new(y0).add(t)
+}
+
+fn ref_ln(x: f64) -> f64 {
+    if x.is_nan() || x < 0.0 {
+        return f64::NAN;
+    }
+    if x == 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if x.is_infinite() {
+        return x;
+    }
+    ln_dd(DD::new(x)).to_f64()
+}
+
+fn ref_log1p(x: f64) -> f64 {
+    if x.is_nan() || x < -1.0 {
+        return f64::NAN;
+    }
+    if x == -1.0 {
+        return f64::NEG_INFINITY;
+    }
+    if x.is_infinite() {
+        return x;
+    }
+    if x.abs() < 1e-3 {
+        // Σ (−1)^(k+1) x^k / k
+        let xd = DD::new(x);
+        let mut p = xd;
+        let mut sum = xd;
+        for k in 2..=14 {
+            p = p.mul(xd).neg();
+            sum = sum.add(p.div(DD::new(k as f64)));
+        }
+        return sum.to_f64();
+    }
+    let (hi, lo) = two_sum(1.0, x);
+    ln_dd(DD { hi, lo }).to_f64()
+}
+
+fn expm1_dd(x: f64) -> DD {
+    if x.abs() < 0.5 {
+        let xd = DD::new(x);
+        let mut term = xd;
+        let mut sum = xd;
+        for k in 2..=30 {
+            term = term.mul(xd).div(DD::new(k as f64));
+            sum = sum.add(term);
+        }
+        sum
+    } else {
+        let e = exp_dd(x);
+        if e.to_f64().is_infinite() {
+            return DD::new(f64::INFINITY);
+        }
+        e.sub(DD::new(1.0))
+    }
+}
+
+fn ref_expm1(x: f64) -> f64 {
+    if x.is_nan() {
+        return x;
+    }
+    if x > 710.0 {
+        return f64::INFINITY;
+    }
+    if x < -800.0 {
+        return -1.0;
+    }
+    expm1_dd(x).to_f64()
+}
+
+fn ref_tanh(x: f64) -> f64 {
+    if x.is_nan() {
+        return x;
+    }
+    let a = x.abs();
+    let t = if a > 40.0 {
+        1.0
+    } else if a < 0.5 {
+        let e = expm1_dd(2.0 * a);
+        e.div(e.add(DD::new(2.0))).to_f64()
+    } else {
+        let e = exp_dd(2.0 * a);
+        DD::new(1.0).sub(DD::new(2.0).div(e.add(DD::new(1.0)))).to_f64()
+    };
+    if x.is_sign_negative() {
+        -t
+    } else {
+        t
+    }
+}
+
+fn ref_sigmoid(x: f64) -> f64 {
+    if x.is_nan() {
+        return x;
+    }
+    if x >= 0.0 {
+        if x > 800.0 {
+            return 1.0;
+        }
+        DD::new(1.0).div(DD::new(1.0).add(exp_dd(-x))).to_f64()
+    } else {
+        if x < -800.0 {
+            return 0.0;
+        }
+        let (m, n) = exp_dd_parts(x);
+        if n < -60 {
+            // 1 + e rounds to 1 at double-double precision: the result is e itself.
+            return m.scale(n).to_f64();
+        }
+        let e = m.scale(n);
+        e.div(DD::new(1.0).add(e)).to_f64()
+    }
+}
+
+fn ref64(f: VFunc, x: f64) -> f64 {
+    match f {
+        VFunc::Exp => ref_exp(x),
+        VFunc::Ln => ref_ln(x),
+        VFunc::Log1p => ref_log1p(x),
+        VFunc::Expm1 => ref_expm1(x),
+        VFunc::Tanh => ref_tanh(x),
+        VFunc::Sigmoid => ref_sigmoid(x),
+    }
+}
+
+/// f32 reference: the function evaluated in f64 (standard library, ≤ 2 f64 ulp) and rounded.
+fn ref32(f: VFunc, x: f32) -> f32 {
+    let x = x as f64;
+    let r = match f {
+        VFunc::Exp => x.exp(),
+        VFunc::Ln => x.ln(),
+        VFunc::Log1p => x.ln_1p(),
+        VFunc::Expm1 => x.exp_m1(),
+        VFunc::Tanh => x.tanh(),
+        VFunc::Sigmoid => {
+            if x >= 0.0 {
+                1.0 / (1.0 + (-x).exp())
+            } else {
+                let e = x.exp();
+                e / (1.0 + e)
+            }
+        }
+    };
+    r as f32
+}
+
+// ----------------------------------------------------------------------------------------
+// Test inputs.
+// ----------------------------------------------------------------------------------------
+
+fn range_of(f: VFunc) -> (f64, f64) {
+    match f {
+        VFunc::Exp => (-110.0, 90.0),
+        VFunc::Ln => (0.0, 10.0),
+        VFunc::Log1p => (-1.0, 10.0),
+        VFunc::Expm1 => (-20.0, 90.0),
+        VFunc::Tanh => (-12.0, 12.0),
+        VFunc::Sigmoid => (-110.0, 90.0),
+    }
+}
+
+fn range_of64(f: VFunc) -> (f64, f64) {
+    match f {
+        VFunc::Exp => (-750.0, 712.0),
+        VFunc::Ln => (0.0, 10.0),
+        VFunc::Log1p => (-1.0, 10.0),
+        VFunc::Expm1 => (-40.0, 712.0),
+        VFunc::Tanh => (-25.0, 25.0),
+        VFunc::Sigmoid => (-750.0, 40.0),
+    }
+}
+
+fn specials32() -> Vec<f32> {
+    let mut v = vec![
+        0.0,
+        -0.0,
+        1.0,
+        -1.0,
+        0.5,
+        -0.5,
+        2.0,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+        -f32::NAN,
+        f32::MIN_POSITIVE,
+        -f32::MIN_POSITIVE,
+        f32::from_bits(1),
+        -f32::from_bits(1),
+        f32::from_bits(0x007f_ffff),
+        f32::MAX,
+        f32::MIN,
+        f32::EPSILON,
+        -f32::EPSILON,
+        88.722_83,
+        88.722_84,
+        88.7229,
+        89.0,
+        -87.336_55,
+        -103.972_08,
+        -103.972_09,
+        -104.0,
+        -1.0 + f32::EPSILON / 2.0,
+        -0.999_999,
+        std::f32::consts::SQRT_2,
+        std::f32::consts::FRAC_1_SQRT_2,
+        std::f32::consts::LN_2,
+        -std::f32::consts::LN_2,
+        9.0,
+        9.1,
+        -9.1,
+        17.0,
+        20.0,
+        1e-8,
+        -1e-8,
+        1e-30,
+        -1e-30,
+    ];
+    // Neighbourhoods of the polynomial/reduction boundaries (n changes at ±(k+½)·ln2).
+    for k in -5..=5 {
+        let b = (k as f32 + 0.5) * std::f32::consts::LN_2;
+        let mut x = b;
+        for _ in 0..20 {
+            x = f32::from_bits(x.to_bits().wrapping_sub(1));
+            v.push(x);
+        }
+        let mut x = b;
+        for _ in 0..20 {
+            x = f32::from_bits(x.to_bits().wrapping_add(1));
+            v.push(x);
+        }
+    }
+    v
+}
+
+fn specials64() -> Vec<f64> {
+    let mut v = vec![
+        0.0,
+        -0.0,
+        1.0,
+        -1.0,
+        0.5,
+        -0.5,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NAN,
+        f64::MIN_POSITIVE,
+        -f64::MIN_POSITIVE,
+        f64::from_bits(1),
+        -f64::from_bits(1),
+        f64::from_bits(0x000f_ffff_ffff_ffff),
+        f64::MAX,
+        f64::MIN,
+        f64::EPSILON,
+        -f64::EPSILON,
+        709.782_712_893_383_9,
+        709.782_712_893_384_1,
+        710.0,
+        -708.396_418_532_264_1,
+        -745.133_219_101_941_1,
+        -745.133_219_101_941_3,
+        -746.0,
+        -1.0 + f64::EPSILON / 2.0,
+        std::f64::consts::SQRT_2,
+        std::f64::consts::FRAC_1_SQRT_2,
+        std::f64::consts::LN_2,
+        19.0,
+        19.1,
+        -19.1,
+        37.0,
+        40.0,
+        1e-17,
+        -1e-17,
+        1e-300,
+        -1e-300,
+    ];
+    for k in -5..=5 {
+        let b = (k as f64 + 0.5) * std::f64::consts::LN_2;
+        let mut x = b;
+        for _ in 0..20 {
+            x = f64::from_bits(x.to_bits().wrapping_sub(1));
+            v.push(x);
+        }
+        let mut x = b;
+        for _ in 0..20 {
+            x = f64::from_bits(x.to_bits().wrapping_add(1));
+            v.push(x);
+        }
+    }
+    v
+}
+
+/// ≥ 1e6 inputs: specials, random bit patterns (every magnitude, subnormals, ±inf, NaN), a
+/// uniform range where the function is interesting, and log-uniform small magnitudes.
+fn inputs32(f: VFunc, n: usize, seed: u64) -> Vec<f32> {
+    let mut r = Rng(seed);
+    let mut v = specials32();
+    let (lo, hi) = range_of(f);
+    while v.len() < n {
+        match v.len() % 4 {
+            0 => v.push(f32::from_bits(r.next() as u32)),
+            1 => v.push(r.uniform(lo, hi) as f32),
+            2 => {
+                let m = 10f64.powf(r.uniform(-40.0, 1.0));
+                v.push(if r.next() & 1 == 0 { m } else { -m } as f32)
+            }
+            _ => v.push(r.uniform(-2.0, 2.0) as f32),
+        }
+    }
+    v
+}
+
+fn inputs64(f: VFunc, n: usize, seed: u64) -> Vec<f64> {
+    let mut r = Rng(seed);
+    let mut v = specials64();
+    let (lo, hi) = range_of64(f);
+    while v.len() < n {
+        match v.len() % 4 {
+            0 => v.push(f64::from_bits(r.next())),
+            1 => v.push(r.uniform(lo, hi)),
+            2 => {
+                let m = 10f64.powf(r.uniform(-300.0, 1.0));
+                v.push(if r.next() & 1 == 0 { m } else { -m })
+            }
+            _ => v.push(r.uniform(-2.0, 2.0)),
+        }
+    }
+    v
+}
+
+fn levels() -> Vec<SimdLevel> {
+    let mut v = vec![SimdLevel::Scalar];
+    for l in [SimdLevel::Avx2Fma, SimdLevel::Avx512, SimdLevel::Neon] {
+        if simd::supports(l) {
+            v.push(l);
+        }
+    }
+    v
+}
+
+const MAX_ULP: f64 = 4.0;
+const N32: usize = 1_000_000;
+const N64: usize = 400_000;
+
+fn check32(f: VFunc, x: &[f32], expect: &[f32], got: &[f32], what: &str) -> f64 {
+    let mut worst = 0.0f64;
+    let mut worst_x = 0.0f32;
+    for i in 0..x.len() {
+        let d = ulps32(got[i], expect[i]);
+        if d > worst {
+            worst = d;
+            worst_x = x[i];
+        }
+    }
+    eprintln!("{what} {f:?} f32: max {worst} ulp (at x = {worst_x:e})");
+    assert!(
+        worst <= MAX_ULP,
+        "{what} {f:?} f32: {worst} ulp at x = {worst_x:e} ({:e}) got {:e} want {:e}",
+        worst_x,
+        got[x.iter().position(|v| v.to_bits() == worst_x.to_bits()).unwrap()],
+        ref32(f, worst_x)
+    );
+    worst
+}
+
+fn check64(f: VFunc, x: &[f64], expect: &[f64], got: &[f64], what: &str) -> f64 {
+    let mut worst = 0.0f64;
+    let mut worst_i = 0;
+    for i in 0..x.len() {
+        let d = ulps64(got[i], expect[i]);
+        if d > worst {
+            worst = d;
+            worst_i = i;
+        }
+    }
+    eprintln!("{what} {f:?} f64: max {worst} ulp (at x = {:e})", x[worst_i]);
+    assert!(
+        worst <= MAX_ULP,
+        "{what} {f:?} f64: {worst} ulp at x = {:e}: got {:e} want {:e}",
+        x[worst_i],
+        got[worst_i],
+        expect[worst_i]
+    );
+    worst
+}
+
+#[test]
+fn f32_every_level_within_4_ulp() {
+    for (fi, &f) in VFunc::ALL.iter().enumerate() {
+        let x = inputs32(f, N32, 0x1234 + fi as u64);
+        let expect: Vec<f32> = x.iter().map(|&v| ref32(f, v)).collect();
+        let mut got = vec![0.0f32; x.len()];
+        for &l in &levels() {
+            vmath::apply_f32_with(l, f, &x, &mut got);
+            check32(f, &x, &expect, &got, l.name());
+        }
+        // The dispatch path (whatever GORGON_SIMD selects), out-of-place and in place.
+        vmath::apply_f32(f, &x, &mut got);
+        check32(f, &x, &expect, &got, "dispatch");
+        let mut inplace = x.clone();
+        vmath::apply_f32_inplace(f, &mut inplace);
+        assert!(inplace.iter().zip(&got).all(|(a, b)| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())));
+    }
+}
+
+#[test]
+fn f64_every_level_within_4_ulp() {
+    for (fi, &f) in VFunc::ALL.iter().enumerate() {
+        let x = inputs64(f, N64, 0x5678 + fi as u64);
+        let expect: Vec<f64> = x.iter().map(|&v| ref64(f, v)).collect();
+        let mut got = vec![0.0f64; x.len()];
+        for &l in &levels() {
+            vmath::apply_f64_with(l, f, &x, &mut got);
+            check64(f, &x, &expect, &got, l.name());
+        }
+        vmath::apply_f64(f, &x, &mut got);
+        check64(f, &x, &expect, &got, "dispatch");
+    }
+}
+
+#[test]
+fn named_functions_match_apply() {
+    let x: Vec<f32> = (0..1000).map(|i| i as f32 * 0.01 - 5.0).collect();
+    let mut a = vec![0.0f32; 1000];
+    let mut b = vec![0.0f32; 1000];
+    type F32Fn = fn(&[f32], &mut [f32]);
+    let fs: [(F32Fn, VFunc); 6] = [
+        (vmath::exp_f32, VFunc::Exp),
+        (vmath::ln_f32, VFunc::Ln),
+        (vmath::log1p_f32, VFunc::Log1p),
+        (vmath::expm1_f32, VFunc::Expm1),
+        (vmath::tanh_f32, VFunc::Tanh),
+        (vmath::sigmoid_f32, VFunc::Sigmoid),
+    ];
+    for (g, f) in fs {
+        g(&x, &mut a);
+        vmath::apply_f32(f, &x, &mut b);
+        assert!(a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits()));
+    }
+    let xd: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+    let mut c = vec![0.0f64; 1000];
+    vmath::sigmoid_f64(&xd, &mut c);
+    assert!(c.iter().all(|&v| v > 0.0 && v < 1.0));
+}
+
+/// The reference itself, spot-checked against known values.
+#[test]
+fn reference_sanity() {
+    assert_eq!(ref_exp(1.0), std::f64::consts::E);
+    assert_eq!(ref_ln(std::f64::consts::E), 1.0);
+    assert_eq!(ref_exp(0.0), 1.0);
+    assert_eq!(ref_exp(-745.2), 0.0);
+    assert_eq!(ref_exp(-745.1), f64::from_bits(1));
+    assert_eq!(ref_exp(709.79), f64::INFINITY);
+    assert_eq!(ref_log1p(1e-20), 1e-20);
+    assert_eq!(ref_expm1(1e-20), 1e-20);
+    assert_eq!(ref_tanh(1e-300), 1e-300);
+    assert_eq!(ref_sigmoid(0.0), 0.5);
+    for &x in &[0.1, 0.7, 1.3, 3.0, 20.0, -2.5, -30.0] {
+        assert!(ulps64(ref_exp(x), x.exp()) <= 1.0, "{x}");
+        assert!(ulps64(ref_tanh(x), x.tanh()) <= 2.0, "{x}");
+        assert!(ulps64(ref_expm1(x), x.exp_m1()) <= 1.0, "{x}");
+        if x > -1.0 {
+            assert!(ulps64(ref_log1p(x), x.ln_1p()) <= 1.0, "{x}");
+        }
+        if x > 0.0 {
+            assert!(ulps64(ref_ln(x), x.ln()) <= 1.0, "{x}");
+        }
+    }
+}

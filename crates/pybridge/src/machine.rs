@@ -1,0 +1,288 @@
+//! Machine pyclasses: `TapeMachine`, `LispMachine` (thin handles on the autodiff machines)
+//! and `Function` (a compiled callable: bind inputs, run, read outputs in one native call).
+//! Compiling and running happen with the GIL released, and every machine/graph lock is taken
+//! inside the released section (a Python custom op re-acquires the GIL from inside a run).
+
+use crate::convert::{self, callbacks_exist, write_graph};
+use crate::errors::{clear_parked, guard, new_err, to_pyerr, IntoPyResult, Kind};
+use crate::graph::PyGraph;
+use gorgon_autodiff::graph::{NodeKind, Value};
+use gorgon_autodiff::vm::{LispMachine, MachineOptions, SharedGraph, TapeMachine};
+use gorgon_autodiff::NodeId;
+use gorgon_core::{DType, DeviceKind, Tensor};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyTuple};
+use std::collections::HashMap;
+
+fn parse_device(device: &str) -> PyResult<DeviceKind> {
+    let kind = DeviceKind::parse(device.trim()).ok_or_else(|| {
+        pyo3::exceptions::PyValueError::new_err(format!("unknown device {device:?}: use \"cpu\", \"cuda\" or \"cuda:N\""))
+    })?;
+    if let DeviceKind::Cuda(_) = kind {
+        let reason = crate::cuda_reason();
+        return Err(new_err(Kind::Device, format!("device {device:?} is not available: {reason}")));
+    }
+    Ok(kind)
+}
+
+fn options(py: Python<'_>, graph: &SharedGraph, device: &str, watch: Vec<i64>, nan_guard: bool, trace: bool, outputs: Option<Vec<i64>>) -> PyResult<MachineOptions> {
+    let device = parse_device(device)?;
+    let watch = convert::node_ids(&watch)?;
+    let outputs = outputs.map(|o| convert::node_ids(&o)).transpose()?;
+    for &id in watch.iter().chain(outputs.iter().flatten()) {
+        crate::graph::check_node(py, graph, id)?;
+    }
+    Ok(MachineOptions { device, watch, nan_guard, trace, outputs, ..MachineOptions::default() })
+}
+
+fn tensors_dict<'py>(py: Python<'py>, w: HashMap<NodeId, Vec<Tensor>>) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    for (k, vs) in w {
+        let l = PyList::new(py, vs.into_iter().map(|t| convert::tensor_to_py(py, t)))?;
+        d.set_item(k, l)?;
+    }
+    Ok(d)
+}
+
+/// Runs a machine with the GIL released.
+fn run(py: Python<'_>, m: &TapeMachine) -> PyResult<()> {
+    clear_parked();
+    py.detach(|| m.run_all()).py()
+}
+
+/// The methods both machine classes share, over the underlying tape.
+macro_rules! machine_common {
+    ($ty:ty, { $($ctor:tt)* }) => {
+        #[pymethods]
+        impl $ty {
+            $($ctor)*
+
+            /// Runs the program once (GIL released).
+            fn run_all(&self, py: Python<'_>) -> PyResult<()> {
+                guard(|| run(py, self.tape()))
+            }
+            /// Forgets the last run's results (bound values stay).
+            fn reset(&self, py: Python<'_>) -> PyResult<()> {
+                guard(|| py.detach(|| self.tape().reset()).py())
+            }
+            /// Frees every buffer now; later runs raise GraphError.
+            fn close(&self, py: Python<'_>) -> PyResult<()> {
+                guard(|| {
+                    py.detach(|| self.tape().close());
+                    Ok(())
+                })
+            }
+            /// True after close().
+            #[getter]
+            fn closed(&self, py: Python<'_>) -> PyResult<bool> {
+                guard(|| Ok(py.detach(|| self.tape().is_closed())))
+            }
+            /// One printable line per instruction.
+            fn program(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+                guard(|| py.detach(|| self.tape().program()).py())
+            }
+            /// Values recorded for watched nodes, one per run: {id: [arrays]}.
+            fn watched<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+                guard(|| {
+                    let w = py.detach(|| self.tape().watched()).py()?;
+                    tensors_dict(py, w)
+                })
+            }
+            /// Trace lines of the last run (with trace=True).
+            fn trace_log(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+                guard(|| py.detach(|| self.tape().trace_log()).py())
+            }
+            /// Values of nodes after the last run, as new arrays.
+            fn output_values<'py>(&self, py: Python<'py>, ids: Vec<i64>) -> PyResult<Vec<Bound<'py, PyAny>>> {
+                guard(|| {
+                    let ids = convert::node_ids(&ids)?;
+                    let m = self.tape();
+                    let ts = py.detach(|| ids.iter().map(|&i| m.value(i)).collect::<gorgon_autodiff::Result<Vec<_>>>()).py()?;
+                    Ok(ts.into_iter().map(|t| convert::tensor_to_py(py, t)).collect())
+                })
+            }
+        }
+    };
+}
+
+/// A compiled program over a graph (see `gorgon_rs.TapeMachine`).
+#[pyclass(frozen, name = "TapeMachine", module = "gorgon_rs._native")]
+pub struct PyTapeMachine {
+    m: TapeMachine,
+}
+
+impl PyTapeMachine {
+    fn tape(&self) -> &TapeMachine {
+        &self.m
+    }
+}
+
+machine_common!(PyTapeMachine, {
+    #[new]
+    #[pyo3(signature = (graph, device = "cpu", watch = vec![], nan_guard = false, trace = false, outputs = None))]
+    fn new(py: Python<'_>, graph: &Bound<'_, PyGraph>, device: &str, watch: Vec<i64>, nan_guard: bool, trace: bool, outputs: Option<Vec<i64>>) -> PyResult<Self> {
+        guard(|| {
+            let g = graph.get().g.clone();
+            let opts = options(py, &g, device, watch, nan_guard, trace, outputs)?;
+            let m = py.detach(|| TapeMachine::new(g, opts)).py()?;
+            Ok(PyTapeMachine { m })
+        })
+    }
+});
+
+/// The eager machine with backprop (see `gorgon_rs.LispMachine`).
+#[pyclass(frozen, name = "LispMachine", module = "gorgon_rs._native")]
+pub struct PyLispMachine {
+    m: LispMachine,
+}
+
+impl PyLispMachine {
+    fn tape(&self) -> &TapeMachine {
+        self.m.tape()
+    }
+}
+
+machine_common!(PyLispMachine, {
+    #[new]
+    #[pyo3(signature = (graph, backprop = true, device = "cpu", watch = vec![], nan_guard = false, trace = false))]
+    fn new(py: Python<'_>, graph: &Bound<'_, PyGraph>, backprop: bool, device: &str, watch: Vec<i64>, nan_guard: bool, trace: bool) -> PyResult<Self> {
+        guard(|| {
+            let g = graph.get().g.clone();
+            let opts = options(py, &g, device, watch, nan_guard, trace, None)?;
+            let m = py.detach(|| LispMachine::new(g, backprop, opts)).py()?;
+            Ok(PyLispMachine { m })
+        })
+    }
+});
+
+// ------------------------------------------------------------------------------------------
+// Function
+// ------------------------------------------------------------------------------------------
+
+struct InputSpec {
+    id: NodeId,
+    dtype: DType,
+    shape: Vec<usize>,
+}
+
+/// A compiled callable: `f(*values)` binds each input leaf, runs the program and returns the
+/// outputs' values (one array, or a list). Values that need a conversion (lists, other
+/// dtypes) go through `converter(index, value) -> ndarray` from the Python layer.
+#[pyclass(frozen, name = "Function", module = "gorgon_rs._native")]
+pub struct PyFunction {
+    graph: SharedGraph,
+    m: TapeMachine,
+    inputs: Vec<InputSpec>,
+    outputs: Vec<NodeId>,
+    single: bool,
+    converter: Py<PyAny>,
+}
+
+impl PyFunction {
+    fn output<'py>(&self, py: Python<'py>, id: NodeId) -> PyResult<Bound<'py, PyAny>> {
+        if !callbacks_exist() {
+            let mut out: Option<PyResult<Bound<'py, PyAny>>> = None;
+            self.m
+                .with_buffer(id, |v| {
+                    if let Some(v) = v {
+                        out = Some(Ok(convert::view_to_py(py, &v)));
+                    }
+                })
+                .py()?;
+            if let Some(o) = out {
+                return o;
+            }
+        }
+        let m = &self.m;
+        let t = py.detach(|| m.value(id)).py()?;
+        Ok(convert::tensor_to_py(py, t))
+    }
+}
+
+#[pymethods]
+impl PyFunction {
+    #[new]
+    #[pyo3(signature = (graph, inputs, outputs, single, converter))]
+    fn new(py: Python<'_>, graph: &Bound<'_, PyGraph>, inputs: Vec<i64>, outputs: Vec<i64>, single: bool, converter: Py<PyAny>) -> PyResult<Self> {
+        guard(|| {
+            let g = graph.get().g.clone();
+            let ins = convert::node_ids(&inputs)?;
+            let outs = convert::node_ids(&outputs)?;
+            let specs = {
+                let gr = convert::read_graph(py, &g)?;
+                let mut specs = Vec::with_capacity(ins.len());
+                for &i in &ins {
+                    let n = gr.try_node(i).py()?;
+                    if !matches!(n.kind, NodeKind::Leaf) {
+                        return Err(new_err(Kind::Graph, format!("function: input {} is not an input or variable node (it is {})", n.label(i), gorgon_autodiff::graph::kind_name(&n.kind))));
+                    }
+                    specs.push(InputSpec { id: i, dtype: n.dtype, shape: n.shape.clone() });
+                }
+                for &o in &outs {
+                    gr.try_node(o).py()?;
+                }
+                specs
+            };
+            let opts = MachineOptions { outputs: Some(outs.clone()), ..MachineOptions::default() };
+            let gc = g.clone();
+            let m = py.detach(|| TapeMachine::new(gc, opts)).py()?;
+            Ok(PyFunction { graph: g, m, inputs: specs, outputs: outs, single, converter })
+        })
+    }
+
+    #[pyo3(signature = (*args))]
+    fn __call__<'py>(&self, py: Python<'py>, args: &Bound<'py, PyTuple>) -> PyResult<Bound<'py, PyAny>> {
+        guard(|| {
+            if args.len() != self.inputs.len() {
+                return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                    "this function takes {} input value(s) ({} given)",
+                    self.inputs.len(),
+                    args.len()
+                )));
+            }
+            let mut values: Vec<Value> = Vec::with_capacity(self.inputs.len());
+            for (k, (spec, a)) in self.inputs.iter().zip(args.iter()).enumerate() {
+                let v = match convert::fast_value(&a, spec.dtype, &spec.shape)? {
+                    Some(v) => v,
+                    None => {
+                        let conv = self.converter.bind(py).call1((k, a))?;
+                        convert::fast_value(&conv, spec.dtype, &spec.shape)?
+                            .ok_or_else(|| new_err(Kind::Internal, "function: the converter returned an unusable array"))?
+                    }
+                };
+                values.push(v);
+            }
+            {
+                let mut g = write_graph(py, &self.graph)?;
+                for (spec, v) in self.inputs.iter().zip(values) {
+                    g.let_value(spec.id, v).map_err(to_pyerr)?;
+                }
+            }
+            run(py, &self.m)?;
+            if self.single {
+                return self.output(py, self.outputs[0]);
+            }
+            let outs = self.outputs.iter().map(|&o| self.output(py, o)).collect::<PyResult<Vec<_>>>()?;
+            Ok(PyList::new(py, outs)?.into_any())
+        })
+    }
+
+    /// Frees the compiled program.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        guard(|| {
+            py.detach(|| self.m.close());
+            Ok(())
+        })
+    }
+
+    /// The program listing.
+    fn program(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        guard(|| py.detach(|| self.m.program()).py())
+    }
+
+    /// Number of inputs.
+    #[getter]
+    fn n_inputs(&self) -> usize {
+        self.inputs.len()
+    }
+}
