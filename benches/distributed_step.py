@@ -143,10 +143,9 @@ def launch(model: str, ranks: int, threads: int, steps: int, warmup: int) -> dic
     cmd = [mpiexec(), "-n", str(ranks), "--oversubscribe"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-run-as-root")
-    if ranks > 1:
-        cmd += ["--bind-to", "core"]
-    else:
-        cmd += ["--bind-to", "none"]
+    # no pinning: on a shared 2-core machine a pinned rank cannot dodge other work, and a
+    # descheduled rank stalls every collective
+    cmd += ["--bind-to", "none"]
     cmd += [sys.executable, os.path.abspath(__file__), "--worker", model, "--steps", str(steps),
             "--warmup", str(warmup)]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_", "PMIX_", "PMI_"))}
@@ -176,8 +175,10 @@ def main() -> None:
 
     models = [m for m in args.models.split(",") if m]
     cores = os.cpu_count()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"gr.distributed step time, same global batch, {cores} logical cores, median of {args.steps} steps "
-          f"(slowest rank per step); ms")
+          f"(slowest rank per step); ms. Load average before: {load:.1f}"
+          + (" -- other work is competing for the cores; timings are unreliable" if load > 0.5 * (cores or 1) else ""))
     print(f"{'model':8} {'ranks':>5} {'thr/rank':>8} {'batch/rank':>10} {'compute':>8} {'wait':>6} "
           f"{'allreduce':>9} {'(MPI)':>7} {'update':>7} {'step':>7} {'vs 1x2':>7}")
     results = []
@@ -193,6 +194,8 @@ def main() -> None:
                   f"{r['speedup_vs_1rank_2threads']:6.2f}x")
         print(f"{'':8} gradients all-reduced per step: {rows[2]['grad_bytes'] / 1e6:.2f} MB")
         results += rows
+    if hasattr(os, "getloadavg"):
+        print(f"load average after: {os.getloadavg()[0]:.1f}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 

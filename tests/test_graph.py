@@ -517,7 +517,7 @@ def test_nan_guard_names_node_and_location():
 
 def test_to_dot_and_render(tmp_path):
     g, x, y, z = seed_graph()
-    gr.grad(z, [x])
+    gr.grad(z * z, [x])
     dot = gr.to_dot(g)
     assert dot.startswith("digraph") and "add" in dot and "dashed" in dot
     import shutil

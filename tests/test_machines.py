@@ -43,6 +43,14 @@ def test_watch_records_each_run():
     np.testing.assert_array_equal(rec[x][0], [1.0, 2.0, 3.0])
 
 
+def test_watch_with_outputs_compiles_watched_nodes():
+    g, x, w, h, cost = small_graph()
+    other = gr.exp(x)
+    with gr.TapeMachine(g, watch=[other], outputs=[cost]) as m:
+        m.run_all()
+        np.testing.assert_allclose(m.watched[other][0], np.exp([1.0, 2.0, 3.0]))
+
+
 def test_nan_guard():
     g = gr.Graph()
     x = g.vector(gr.float64, 2, name="x", value=[1.0, 0.0])

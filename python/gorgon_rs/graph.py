@@ -200,7 +200,7 @@ class Graph:
             raise DTypeError(f"constant: cannot hold values of dtype {a.dtype} (at {_where()})")
         if a.dtype.name not in _SUPPORTED:
             a = a.astype(np.float64 if a.dtype.kind == "f" else np.int64)
-        nid = self._g.constant(np.ascontiguousarray(a), name, _where())
+        nid = self._g.constant(np.asarray(a, order="C"), name, _where())
         return self._node(nid)
 
     # -- inspection ----------------------------------------------------------------------------
@@ -263,9 +263,11 @@ class Node:
     __slots__ = ("graph", "_g", "_id", "shape", "dtype", "_name", "__weakref__")
 
     graph: Graph
+    _g: Any
     _id: int
     shape: tuple[int, ...]
     dtype: np.dtype
+    _name: Optional[str]
 
     # Make NumPy defer to our reflected operators: ``array * node`` calls ``node.__rmul__``.
     __array_ufunc__ = None
@@ -501,7 +503,7 @@ def _const(g: Graph, a: np.ndarray) -> Node:
         raise DTypeError(f"cannot use a value of dtype {a.dtype} in a graph (at {_where()})")
     if a.dtype.name not in _SUPPORTED:
         a = a.astype(np.float64 if a.dtype.kind == "f" else np.int64)
-    return g._node(g._g.constant(np.ascontiguousarray(a), None, None))
+    return g._node(g._g.constant(np.asarray(a, order="C"), None, None))
 
 
 def _lift(v: Any, like: Node) -> Node:

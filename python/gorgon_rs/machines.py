@@ -92,8 +92,8 @@ class _Machine:
 
     def _bind_fast_methods(self) -> None:
         # The native bound methods themselves: no Python frame per call.
-        self.run_all = self._m.run_all
-        self.reset = self._m.reset
+        self.run_all = self._m.run_all  # type: ignore[method-assign]
+        self.reset = self._m.reset  # type: ignore[method-assign]
 
     def run_all(self) -> None:
         """Run the program once (the GIL is released while it runs)."""
@@ -210,9 +210,9 @@ def function(inputs: Union[Node, Sequence[Node]], outputs: Union[Node, Sequence[
         >>> float(f(2.0, 2.5))
         4.5
     """
-    ins = [inputs] if isinstance(inputs, Node) else list(inputs)
+    ins: list[Node] = [inputs] if isinstance(inputs, Node) else list(inputs)
     single = isinstance(outputs, Node)
-    outs = [outputs] if single else list(outputs)
+    outs: list[Node] = [outputs] if isinstance(outputs, Node) else list(outputs)
     nodes = ins + outs
     for n in nodes:
         if not isinstance(n, Node):

@@ -69,7 +69,7 @@ def _axes(axis: Axis) -> Optional[list[int]]:
         return None
     if isinstance(axis, (numbers.Integral, np.integer)) and not isinstance(axis, bool):
         return [int(axis)]
-    return [_int(a, "axis") for a in axis]
+    return [_int(a, "axis") for a in axis]  # type: ignore[union-attr]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -450,8 +450,8 @@ def tensordot(a: Any, b: Any, axes: Any = 2) -> Node:
         ax_a, ax_b = list(range(x.ndim - n, x.ndim)), list(range(n))
     else:
         ax_a, ax_b = axes
-        ax_a = [ax_a] if isinstance(ax_a, (numbers.Integral, np.integer)) else list(ax_a)
-        ax_b = [ax_b] if isinstance(ax_b, (numbers.Integral, np.integer)) else list(ax_b)
+        ax_a = [int(ax_a)] if isinstance(ax_a, (numbers.Integral, np.integer)) else list(ax_a)
+        ax_b = [int(ax_b)] if isinstance(ax_b, (numbers.Integral, np.integer)) else list(ax_b)
     if len(ax_a) != len(ax_b):
         raise _fail(ShapeError, "tensordot", [x, y], "the two axis lists differ in length")
     ax_a = [_norm_axis(int(v), x.ndim, "tensordot", x) for v in ax_a]
@@ -608,7 +608,7 @@ def take(x: Any, indices: Any, axis: int = 0) -> Node:
         raise IndexError(f"take: index {bad} is out of bounds for axis {ax} with size {n} "
                          f"(operand {x._describe()}, at {_where()})")
     idx = np.where(idx < 0, idx + n, idx)
-    c = x.graph._node(x.graph._g.constant(np.ascontiguousarray(idx), None, None))
+    c = x.graph._node(x.graph._g.constant(np.asarray(idx, order="C"), None, None))
     return _apply("take", [x, c], axis=ax)
 
 

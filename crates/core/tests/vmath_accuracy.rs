@@ -670,3 +670,63 @@ fn reference_sanity() {
         }
     }
 }
+
+/// Throughput on 16M f32 (run with `cargo test --release --test vmath_accuracy -- --ignored
+/// --nocapture bench`): each SIMD level single-threaded, a plain scalar `std` loop, and the
+/// threaded `unary` kernel.
+#[test]
+#[ignore]
+fn bench_exp_tanh_16m() {
+    use gorgon_core::kernels::elementwise::{unary, UnaryOp};
+    use gorgon_core::{DType, Tensor};
+    use std::time::Instant;
+    let n = 16 << 20;
+    let mut r = Rng(42);
+    let x: Vec<f32> = (0..n).map(|_| r.uniform(-10.0, 10.0) as f32).collect();
+    let mut y = vec![0.0f32; n];
+    let time = |f: &mut dyn FnMut()| {
+        f();
+        let mut best = f64::INFINITY;
+        for _ in 0..5 {
+            let t = Instant::now();
+            f();
+            best = best.min(t.elapsed().as_secs_f64() * 1e3);
+        }
+        best
+    };
+    let ms = time(&mut || y.copy_from_slice(&x));
+    eprintln!("memcpy f32 16M: {ms:.1} ms");
+    // In-cache throughput: 8k elements, 2048 times (same element count).
+    for f in [VFunc::Exp, VFunc::Tanh] {
+        for &l in &levels() {
+            let ms = time(&mut || {
+                for rep in 0..2048 {
+                    let s = (rep % 8) * 8192;
+                    vmath::apply_f32_with(l, f, &x[s..s + 8192], &mut y[..8192]);
+                }
+            });
+            eprintln!("{f:?} f32 16M in L1/L2 blocks: vmath {} {ms:.1} ms", l.name());
+        }
+    }
+    for (f, std_f) in [(VFunc::Exp, f32::exp as fn(f32) -> f32), (VFunc::Tanh, f32::tanh as fn(f32) -> f32)] {
+        let ms = time(&mut || {
+            for (o, &v) in y.iter_mut().zip(&x) {
+                *o = std_f(v);
+            }
+        });
+        eprintln!("{f:?} f32 16M: std scalar loop {ms:.1} ms");
+        for &l in &levels() {
+            let ms = time(&mut || vmath::apply_f32_with(l, f, &x, &mut y));
+            eprintln!("{f:?} f32 16M: vmath {} (1 thread) {ms:.1} ms", l.name());
+        }
+        let xt = Tensor::from_vec(x.clone(), &[n]).unwrap();
+        let mut out = Tensor::zeros(DType::F32, &[n]);
+        let op = if f == VFunc::Exp { UnaryOp::Exp } else { UnaryOp::Tanh };
+        let ms = time(&mut || unary(op, &xt.view(), &mut out).unwrap());
+        eprintln!(
+            "{f:?} f32 16M: unary() at {} with {} threads {ms:.1} ms",
+            simd::level().name(),
+            gorgon_core::kernels::threads::num_threads()
+        );
+    }
+}

@@ -107,7 +107,8 @@ mod imp {
     use gorgon_core::error::fmt_shape;
     use gorgon_core::{CoreError, DType, Device, DeviceKind, Tensor};
 
-    use crate::kernels::{compile_all_for, Ptx, Target};
+    use crate::cache::compile_all_cached;
+    use crate::kernels::{Ptx, Target};
     use crate::probe::{self, guarded};
     use crate::CudaError;
 
@@ -408,7 +409,8 @@ mod imp {
         LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (BLOCK, 1, 1), shared_mem_bytes: 0 }
     }
 
-    /// Loads every kernel module for a device, compiling (or reusing the process cache):
+    /// Loads every kernel module for a device, compiling (or reusing the process cache, then
+    /// the on-disk cache of [`crate::cache`]):
     /// a cubin for the device's own architecture first (no JIT, and it loads on any CUDA 13
     /// driver), then PTX for it as a fallback.
     fn load_modules(ctx: &Arc<CudaContext>, ordinal: usize, cc: (i32, i32)) -> Result<HashMap<String, Arc<CudaModule>>, CudaError> {
@@ -419,7 +421,7 @@ mod imp {
         }
         let mut last_err = None;
         for target in [Target::cubin_for(cc.0, cc.1), Target::ptx_for(cc.0, cc.1)] {
-            let images = match compile_all_for(&target) {
+            let images = match compile_all_cached(&target) {
                 Ok(i) => i,
                 Err(e @ CudaError::Compile { .. }) if matches!(target, Target::Cubin(_)) => {
                     last_err = Some(e);

@@ -25,6 +25,7 @@ macro_rules! kernel_source {
 /// ```
 pub const SOURCES: &[(&str, &str)] = &[
     ("elementwise", kernel_source!("elementwise.cu")),
+    ("convert", kernel_source!("convert.cu")),
     ("reduce", kernel_source!("reduce.cu")),
     ("softmax", kernel_source!("softmax.cu")),
     ("index", kernel_source!("index.cu")),
@@ -78,7 +79,9 @@ pub use cudarc::nvrtc::Ptx;
 /// Placeholder for cudarc's `Ptx` in builds without the `cuda` feature (never constructed).
 #[cfg(not(feature = "cuda"))]
 #[derive(Clone, Debug)]
-pub enum Ptx {}
+pub struct Ptx {
+    _never: (),
+}
 
 /// The NVRTC options used for every source (besides the architecture).
 pub const NVRTC_OPTIONS: &[&str] = &["--std=c++17", "--fmad=true"];
@@ -92,6 +95,13 @@ pub const NVRTC_OPTIONS: &[&str] = &["--std=c++17", "--fmad=true"];
 /// let ptx = compile_source("k", src, &Target::Ptx("compute_90".into())).unwrap();
 /// ```
 pub fn compile_source(name: &str, src: &str, target: &Target) -> Result<Ptx, CudaError> {
+    let bytes = compile_source_bytes(name, src, target)?;
+    Ok(image_from_bytes(target, bytes))
+}
+
+/// Like [`compile_source`], but returns the raw image: PTX text (no trailing NUL) or cubin
+/// bytes — what the on-disk cache stores.
+pub fn compile_source_bytes(name: &str, src: &str, target: &Target) -> Result<Vec<u8>, CudaError> {
     crate::probe::nvrtc_available()?;
     #[cfg(feature = "cuda")]
     {
@@ -104,6 +114,22 @@ pub fn compile_source(name: &str, src: &str, target: &Target) -> Result<Ptx, Cud
     }
 }
 
+/// Wraps a raw image from [`compile_source_bytes`] for loading.
+#[cfg(feature = "cuda")]
+pub fn image_from_bytes(target: &Target, bytes: Vec<u8>) -> Ptx {
+    match target {
+        Target::Ptx(_) => Ptx::from_src(String::from_utf8_lossy(&bytes).into_owned()),
+        Target::Cubin(_) => Ptx::from_binary(bytes),
+    }
+}
+
+/// Wraps a raw image (unreachable without the `cuda` feature: nothing compiles).
+#[cfg(not(feature = "cuda"))]
+pub fn image_from_bytes(target: &Target, bytes: Vec<u8>) -> Ptx {
+    let _ = (target, bytes);
+    unreachable!("no images exist without the cuda feature")
+}
+
 /// Compiles every entry of [`SOURCES`] to PTX for [`DEFAULT_ARCH`] (`compute_90`).
 ///
 /// ```no_run
@@ -114,21 +140,33 @@ pub fn compile_all() -> Result<Vec<(String, Ptx)>, CudaError> {
     compile_all_for(&Target::Ptx(DEFAULT_ARCH.to_string()))
 }
 
-/// Compiles every entry of [`SOURCES`] for `target`.
+/// Compiles every entry of [`SOURCES`] for `target`, one thread per source (NVRTC
+/// compiles separate programs concurrently).
 ///
 /// ```no_run
 /// use gorgon_cuda::kernels::{compile_all_for, Target};
 /// let cubins = compile_all_for(&Target::cubin_for(9, 0)).unwrap();
 /// ```
 pub fn compile_all_for(target: &Target) -> Result<Vec<(String, Ptx)>, CudaError> {
-    SOURCES
-        .iter()
-        .map(|(name, src)| Ok((name.to_string(), compile_source(name, src, target)?)))
-        .collect()
+    crate::probe::nvrtc_available()?;
+    std::thread::scope(|scope| {
+        let jobs: Vec<_> = SOURCES
+            .iter()
+            .map(|(name, src)| (name, scope.spawn(move || compile_source(name, src, target))))
+            .collect();
+        jobs.into_iter()
+            .map(|(name, job)| {
+                let image = job
+                    .join()
+                    .map_err(|_| CudaError::Compile { kernel: name.to_string(), log: "the compiler thread panicked".into() })??;
+                Ok((name.to_string(), image))
+            })
+            .collect()
+    })
 }
 
 #[cfg(feature = "cuda")]
-fn nvrtc_compile(name: &str, src: &str, target: &Target) -> Result<Ptx, CudaError> {
+fn nvrtc_compile(name: &str, src: &str, target: &Target) -> Result<Vec<u8>, CudaError> {
     use cudarc::nvrtc::{result, sys};
     use std::ffi::CString;
 
@@ -164,7 +202,7 @@ fn nvrtc_compile(name: &str, src: &str, target: &Target) -> Result<Ptx, CudaErro
             // SAFETY: the program compiled successfully.
             let ptx = unsafe { result::get_ptx(prog.0) }.map_err(|e| compile_err(format!("nvrtcGetPTX: {e:?}")))?;
             // cudarc turns a source Ptx into a CString when loading: drop the trailing NUL.
-            Ok(Ptx::from_src(to_text(&ptx)))
+            Ok(to_text(&ptx).into_bytes())
         }
         Target::Cubin(_) => {
             let mut size = 0usize;
@@ -182,7 +220,7 @@ fn nvrtc_compile(name: &str, src: &str, target: &Target) -> Result<Ptx, CudaErro
                 }
                 buf
             };
-            Ok(Ptx::from_binary(cubin))
+            Ok(cubin)
         }
     }
 }

@@ -6,7 +6,8 @@
 //!
 //! - [`probe`]: is there a driver, a device, NVRTC, cuBLAS? (checked before any cudarc call,
 //!   because cudarc panics when a dynamically loaded library is missing).
-//! - [`kernels`]: the CUDA C sources (`include_str!`) and their NVRTC compilation.
+//! - [`kernels`]: the CUDA C sources (`include_str!`) and their NVRTC compilation;
+//!   [`cache`] keeps compiled images on disk so only the first process compiles.
 //! - [`CudaDevice`]: one GPU implementing [`gorgon_core::Device`], with a launch method per
 //!   kernel family (elementwise, reductions, softmax, gather/scatter, cuBLAS matmul, conv,
 //!   pooling, solver updates) — these methods exist only with the `cuda` feature.
@@ -25,6 +26,7 @@
 //! [`CudaDevice::new`] always returns an error saying so.
 #![warn(missing_docs)]
 
+pub mod cache;
 pub mod device;
 pub mod error;
 pub mod kernels;

@@ -220,7 +220,7 @@ impl CudaDevice {
         with_dtype!(cond.dtype(), C => {
             with_dtype!(dt, T => {
                 let name = format!("where_{}_{}", <C as DevElem>::SFX, <T as DevElem>::SFX);
-                let f = self.func("elementwise", &name)?;
+                let f = self.func("convert", &name)?;
                 launch!(self, f, cfg_elems(n), [&(n as i64), &l, C::slice(cond), T::slice(a), T::slice(b), T::slice_mut(out)]);
             })
         });
@@ -238,7 +238,7 @@ impl CudaDevice {
         with_dtype!(x.dtype(), S => {
             with_dtype!(out.dtype(), D => {
                 let name = format!("cast_{}_{}", <S as DevElem>::SFX, <D as DevElem>::SFX);
-                let f = self.func("elementwise", &name)?;
+                let f = self.func("convert", &name)?;
                 launch!(self, f, cfg_elems(n), [&(n as i64), S::slice(x), D::slice_mut(out)]);
             })
         });

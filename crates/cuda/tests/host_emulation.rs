@@ -31,4 +31,16 @@ fn kernel_sources_compute_the_right_values_on_the_host() {
     let stdout = String::from_utf8_lossy(&run.stdout);
     eprintln!("{stdout}");
     assert!(run.status.success(), "kernel checks failed:\n{stdout}{}", String::from_utf8_lossy(&run.stderr));
+
+    // Structs passed to kernels by value must have the same size on both sides.
+    let sizes = stdout.lines().find(|l| l.starts_with("sizes:")).expect("a sizes line");
+    let layout = std::mem::size_of::<gorgon_cuda::layout::KernelLayout>();
+    let geom = std::mem::size_of::<gorgon_cuda::layout::ConvGeom>();
+    assert!(sizes.contains(&format!("Layout={layout} ")), "{sizes}");
+    assert!(sizes.contains(&format!("ConvGeom={geom} ")), "{sizes}");
+    #[cfg(feature = "cuda")]
+    {
+        let optim = std::mem::size_of::<gorgon_cuda::UpdateParams>();
+        assert!(sizes.ends_with(&format!("OptimParams={optim}")), "{sizes}");
+    }
 }

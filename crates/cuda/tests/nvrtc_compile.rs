@@ -56,3 +56,24 @@ fn a_broken_kernel_is_a_compile_error_with_the_log() {
         other => panic!("expected a compile error, got {other:?}"),
     }
 }
+
+#[test]
+fn the_disk_cache_is_filled_once_and_reused() {
+    if !nvrtc_ready() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("gorgon_cuda_cache_it_{}", std::process::id()));
+    std::env::set_var("GORGON_CUDA_CACHE", &dir);
+    let target = Target::ptx_for(9, 0);
+    let first = gorgon_cuda::cache::compile_all_cached(&target).unwrap_or_else(|e| panic!("{e}"));
+    let files = std::fs::read_dir(&dir).unwrap().count();
+    assert_eq!(files, SOURCES.len());
+    let t = std::time::Instant::now();
+    let second = gorgon_cuda::cache::compile_all_cached(&target).unwrap();
+    assert!(t.elapsed().as_secs_f64() < 1.0, "cache hit took {:?}", t.elapsed());
+    for ((n1, p1), (n2, p2)) in first.iter().zip(&second) {
+        assert_eq!((n1, p1.to_src()), (n2, p2.to_src()));
+    }
+    std::env::remove_var("GORGON_CUDA_CACHE");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -28,7 +28,11 @@ fn parse_device(device: &str) -> PyResult<DeviceKind> {
 fn options(py: Python<'_>, graph: &SharedGraph, device: &str, watch: Vec<i64>, nan_guard: bool, trace: bool, outputs: Option<Vec<i64>>) -> PyResult<MachineOptions> {
     let device = parse_device(device)?;
     let watch = convert::node_ids(&watch)?;
-    let outputs = outputs.map(|o| convert::node_ids(&o)).transpose()?;
+    let mut outputs = outputs.map(|o| convert::node_ids(&o)).transpose()?;
+    if let Some(o) = outputs.as_mut() {
+        // Watched nodes must be computed by the program (the VM reads them from its buffers).
+        o.extend(watch.iter().copied().filter(|w| !o.contains(w)).collect::<Vec<_>>());
+    }
     for &id in watch.iter().chain(outputs.iter().flatten()) {
         crate::graph::check_node(py, graph, id)?;
     }

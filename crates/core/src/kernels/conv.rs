@@ -318,8 +318,40 @@ unsafe fn gemm<T: ConvFloat>(m: usize, k: usize, n: usize, a: Mat<T>, b: Mat<T>,
 /// product is cut into blocks below that size.
 const MM_SERIAL_LIMIT: usize = 1 << 15;
 
-/// Depth of the k-blocks used by [`gemm_serial`] (matrixmultiply's own kc for f32/f64 is 256).
-const KC: usize = 256;
+/// Block sizes `(mb, kb, nb)` for [`gemm_serial`]: every block satisfies
+/// `kb·(mb + nb) < MM_SERIAL_LIMIT`, chosen to minimize the relative extra memory traffic
+/// `1/mb + 1/nb + 1/kb` (B repacked per row block, A per column block, C re-read per k-block).
+fn serial_blocks(m: usize, k: usize, n: usize) -> (usize, usize, usize) {
+    let mut best = (f64::INFINITY, (1, 1, 1));
+    // k-blocks of at least 16 (or all of k).
+    let max_nk = k.div_ceil(16).max(1);
+    for nk in 1..=max_nk {
+        let kb = k.div_ceil(nk);
+        if nk > 1 && k.div_ceil(kb) != nk {
+            continue; // same kb as a smaller nk
+        }
+        let budget = (MM_SERIAL_LIMIT - 1) / kb; // mb + nb ≤ budget
+        if budget < 2 {
+            continue;
+        }
+        let (mb, nb) = if m + n <= budget {
+            (m, n)
+        } else if 2 * m <= budget {
+            (m, budget - m)
+        } else if 2 * n <= budget {
+            (budget - n, n)
+        } else {
+            (budget / 2, budget - budget / 2)
+        };
+        let mb = m.div_ceil(m.div_ceil(mb));
+        let nb = n.div_ceil(n.div_ceil(nb));
+        let cost = 1.0 / mb as f64 + 1.0 / nb as f64 + 1.0 / kb as f64;
+        if cost < best.0 {
+            best = (cost, (mb, kb, nb));
+        }
+    }
+    best.1
+}
 
 #[allow(clippy::too_many_arguments)]
 /// Like [`gemm`] but guaranteed to run on the calling thread: large products are done as a
@@ -333,20 +365,7 @@ unsafe fn gemm_serial<T: ConvFloat>(m: usize, k: usize, n: usize, a: Mat<T>, b: 
         unsafe { gemm(m, k, n, a, b, beta, c, ldc) };
         return;
     }
-    let kb = k.div_ceil(k.div_ceil(KC));
-    let budget = ((MM_SERIAL_LIMIT - 1) / kb).max(2); // mb + nb ≤ budget
-    let (mb, nb) = if m + n <= budget {
-        (m, n)
-    } else if 2 * m <= budget {
-        (m, budget - m)
-    } else if 2 * n <= budget {
-        (budget - n, n)
-    } else {
-        (budget / 2, budget - budget / 2)
-    };
-    // Balance the blocks.
-    let mb = m.div_ceil(m.div_ceil(mb));
-    let nb = n.div_ceil(n.div_ceil(nb));
+    let (mb, kb, nb) = serial_blocks(m, k, n);
     let mut i0 = 0;
     while i0 < m {
         let mi = mb.min(m - i0);
@@ -924,6 +943,31 @@ mod tests {
             assert!(err < 1e-10, "{m}x{k}x{n}: {err}");
             // The padding columns are untouched.
             assert!((0..m).all(|r| c2[r * ldc + n..r * ldc + ldc].iter().all(|&v| v == 0.5)));
+        }
+    }
+
+    /// `MATMUL_NUM_THREADS=1 cargo test --release --lib blocked_gemm_timing -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn blocked_gemm_timing() {
+        for &(m, k, n) in &[(64usize, 288usize, 196usize), (64, 196, 288), (128, 1152, 784), (256, 2304, 196)] {
+            let a: Vec<f32> = (0..m * k).map(|i| (i % 13) as f32).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| (i % 7) as f32).collect();
+            let am = Mat { ptr: a.as_ptr(), rs: k as isize, cs: 1 };
+            let bm = Mat { ptr: b.as_ptr(), rs: n as isize, cs: 1 };
+            let mut c = vec![0f32; m * n];
+            let mut best = [f64::INFINITY; 2];
+            for _ in 0..100 {
+                for (v, slot) in best.iter_mut().enumerate() {
+                    let t = std::time::Instant::now();
+                    unsafe {
+                        if v == 0 { gemm(m, k, n, am, bm, 0.0, &mut c, n) } else { gemm_serial(m, k, n, am, bm, 0.0, &mut c, n) }
+                    }
+                    *slot = slot.min(t.elapsed().as_secs_f64() * 1e6);
+                }
+            }
+            let gf = |us: f64| 2.0 * (m * k * n) as f64 / us / 1e3;
+            println!("{m}x{k}x{n}: plain {:.0} us ({:.1} GF/s), blocked {:.0} us ({:.1} GF/s)", best[0], gf(best[0]), best[1], gf(best[1]));
         }
     }
 

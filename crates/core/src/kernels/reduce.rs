@@ -73,6 +73,41 @@ fn max_threads() -> usize {
     crate::kernels::threads::num_threads().max(1)
 }
 
+/// Defines `fn $name<T: $bound>(args) -> ret` that runs the `#[inline(always)]` generic
+/// `$imp` compiled for AVX-512F or AVX2+FMA when [`simd::level`](crate::kernels::simd::level)
+/// allows (LLVM then vectorizes the lane loops with wide registers), else at the build's
+/// baseline (SSE2 on x86-64). `GORGON_SIMD=scalar` selects the baseline build.
+macro_rules! multiversion {
+    ($(#[$m:meta])* fn $name:ident<$T:ident: $B:path>($($a:ident: $t:ty),* $(,)?) -> $r:ty => $imp:ident) => {
+        $(#[$m])*
+        #[allow(clippy::too_many_arguments)]
+        fn $name<$T: $B>($($a: $t),*) -> $r {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn v512<$T: $B>($($a: $t),*) -> $r {
+                    $imp::<$T>($($a),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn v256<$T: $B>($($a: $t),*) -> $r {
+                    $imp::<$T>($($a),*)
+                }
+                match crate::kernels::simd::level() {
+                    // SAFETY: `simd::level()` reports Avx512 only when avx512f, avx2 and fma
+                    // were detected at run time, Avx2Fma only when avx2 and fma were.
+                    crate::kernels::simd::SimdLevel::Avx512 => return unsafe { v512::<$T>($($a),*) },
+                    crate::kernels::simd::SimdLevel::Avx2Fma => return unsafe { v256::<$T>($($a),*) },
+                    _ => {}
+                }
+            }
+            $imp::<$T>($($a),*)
+        }
+    };
+}
+pub(crate) use multiversion;
+
 /// Reduces `x` over `axes` (sorted, unique, in range) into `out`, whose element count equals
 /// the product of the kept dimensions (its shape may be the keepdims or the squeezed form;
 /// elements are written in row-major order of the kept axes). Same dtype in and out;
@@ -227,10 +262,150 @@ trait RElem: Element {
     fn finite_or_zero(self) -> Self;
     fn nan() -> Self;
     fn neg_inf() -> Self;
+    /// Σ of a (leaf-sized) slice: explicit AVX2 for floats on x86-64 (32 f32 / 16 f64
+    /// independent lanes), lane folds elsewhere.
+    fn leaf_sum(x: &[Self]) -> Self;
+    /// NaN-propagating max of a non-empty slice.
+    fn slice_max(x: &[Self]) -> Self;
+    /// NaN-propagating min of a non-empty slice.
+    fn slice_min(x: &[Self]) -> Self;
+}
+
+/// True when the explicit AVX2 reductions may run.
+#[inline(always)]
+fn avx2_ok() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use crate::kernels::simd::{level, SimdLevel};
+        matches!(level(), SimdLevel::Avx2Fma | SimdLevel::Avx512)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Explicit AVX2 sum / max / min of f32 and f64 slices. LLVM's SLP vectorizer does not
+/// reliably turn the generic lane folds into full-width vectors for floats (strict FP
+/// semantics forbid it from reassociating, and it gave only 128-bit or scalar code), so the
+/// hottest folds are written out. 256-bit vectors are used under AVX-512 too: these loops are
+/// memory-bound long before 512-bit arithmetic would matter.
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    macro_rules! simd_folds {
+        ($t:ty, $w:expr, $sum:ident, $max:ident, $min:ident,
+         $zero:ident, $set1:ident, $load:ident, $store:ident, $add:ident, $vmax:ident, $vmin:ident,
+         $cmp:ident, $or:ident, $mask:ident) => {
+            /// Σ x with 4×W independent lanes, lanes combined pairwise.
+            ///
+            /// # Safety
+            /// The CPU must support AVX2 and FMA.
+            #[target_feature(enable = "avx2,fma")]
+            pub(super) unsafe fn $sum(x: &[$t]) -> $t {
+                let (n, p) = (x.len(), x.as_ptr());
+                let (mut a0, mut a1, mut a2, mut a3) = ($zero(), $zero(), $zero(), $zero());
+                let mut i = 0;
+                while i + 4 * $w <= n {
+                    a0 = $add(a0, $load(p.add(i)));
+                    a1 = $add(a1, $load(p.add(i + $w)));
+                    a2 = $add(a2, $load(p.add(i + 2 * $w)));
+                    a3 = $add(a3, $load(p.add(i + 3 * $w)));
+                    i += 4 * $w;
+                }
+                while i + $w <= n {
+                    a0 = $add(a0, $load(p.add(i)));
+                    i += $w;
+                }
+                let v = $add($add(a0, a1), $add(a2, a3));
+                let mut lanes = [0.0 as $t; $w];
+                $store(lanes.as_mut_ptr(), v);
+                let mut w = $w;
+                while w > 1 {
+                    w /= 2;
+                    for j in 0..w {
+                        lanes[j] += lanes[j + w];
+                    }
+                }
+                let mut s = lanes[0];
+                while i < n {
+                    s += *p.add(i);
+                    i += 1;
+                }
+                s
+            }
+
+            simd_folds!(@ext $t, $w, $max, $vmax, >, $zero, $set1, $load, $store, $cmp, $or, $mask);
+            simd_folds!(@ext $t, $w, $min, $vmin, <, $zero, $set1, $load, $store, $cmp, $or, $mask);
+        };
+        (@ext $t:ty, $w:expr, $name:ident, $op:ident, $cmpop:tt,
+         $zero:ident, $set1:ident, $load:ident, $store:ident, $cmp:ident, $or:ident, $mask:ident) => {
+            /// NaN-propagating extreme of a non-empty slice (NaNs tracked in a separate mask,
+            /// since max/min instructions drop them).
+            ///
+            /// # Safety
+            /// The CPU must support AVX2 and FMA; `x` must not be empty.
+            #[target_feature(enable = "avx2,fma")]
+            pub(super) unsafe fn $name(x: &[$t]) -> $t {
+                let (n, p) = (x.len(), x.as_ptr());
+                let f = $set1(*p);
+                let (mut a0, mut a1, mut a2, mut a3) = (f, f, f, f);
+                let mut nan = $zero();
+                let mut i = 0;
+                while i + 4 * $w <= n {
+                    let (v0, v1, v2, v3) = ($load(p.add(i)), $load(p.add(i + $w)), $load(p.add(i + 2 * $w)), $load(p.add(i + 3 * $w)));
+                    a0 = $op(a0, v0);
+                    a1 = $op(a1, v1);
+                    a2 = $op(a2, v2);
+                    a3 = $op(a3, v3);
+                    let u = $or($or($cmp::<_CMP_UNORD_Q>(v0, v1), $cmp::<_CMP_UNORD_Q>(v2, v3)), nan);
+                    nan = u;
+                    i += 4 * $w;
+                }
+                while i + $w <= n {
+                    let v = $load(p.add(i));
+                    a0 = $op(a0, v);
+                    nan = $or(nan, $cmp::<_CMP_UNORD_Q>(v, v));
+                    i += $w;
+                }
+                if $mask(nan) != 0 {
+                    return <$t>::NAN;
+                }
+                let v = $op($op(a0, a1), $op(a2, a3));
+                let mut lanes = [0.0 as $t; $w];
+                $store(lanes.as_mut_ptr(), v);
+                let mut m = lanes[0];
+                for &l in &lanes[1..] {
+                    if l $cmpop m {
+                        m = l;
+                    }
+                }
+                while i < n {
+                    let v = *p.add(i);
+                    if v.is_nan() {
+                        return v;
+                    }
+                    if v $cmpop m {
+                        m = v;
+                    }
+                    i += 1;
+                }
+                m
+            }
+        };
+    }
+
+    simd_folds!(f32, 8, sum_f32, max_f32, min_f32, _mm256_setzero_ps, _mm256_set1_ps, _mm256_loadu_ps,
+        _mm256_storeu_ps, _mm256_add_ps, _mm256_max_ps, _mm256_min_ps, _mm256_cmp_ps, _mm256_or_ps,
+        _mm256_movemask_ps);
+    simd_folds!(f64, 4, sum_f64, max_f64, min_f64, _mm256_setzero_pd, _mm256_set1_pd, _mm256_loadu_pd,
+        _mm256_storeu_pd, _mm256_add_pd, _mm256_max_pd, _mm256_min_pd, _mm256_cmp_pd, _mm256_or_pd,
+        _mm256_movemask_pd);
 }
 
 macro_rules! relem_float {
-    ($t:ty) => {
+    ($t:ty, $sum:ident, $max:ident, $min:ident) => {
         impl RElem for $t {
             #[inline(always)]
             fn add(self, o: Self) -> Self { self + o }
@@ -250,11 +425,38 @@ macro_rules! relem_float {
             fn nan() -> Self { <$t>::NAN }
             #[inline(always)]
             fn neg_inf() -> Self { <$t>::NEG_INFINITY }
+            #[inline(always)]
+            fn leaf_sum(x: &[Self]) -> Self {
+                #[cfg(target_arch = "x86_64")]
+                if avx2_ok() {
+                    // SAFETY: avx2_ok() checked AVX2+FMA at run time.
+                    return unsafe { x86::$sum(x) };
+                }
+                fold_lanes(x, 0.0, |a, v| a + v, |a, v| a + v)
+            }
+            #[inline(always)]
+            fn slice_max(x: &[Self]) -> Self {
+                #[cfg(target_arch = "x86_64")]
+                if avx2_ok() && !x.is_empty() {
+                    // SAFETY: AVX2+FMA checked at run time; x is non-empty.
+                    return unsafe { x86::$max(x) };
+                }
+                match x.first() { Some(&f) => fold_lanes(x, f, vmax, vmax), None => <$t>::NEG_INFINITY }
+            }
+            #[inline(always)]
+            fn slice_min(x: &[Self]) -> Self {
+                #[cfg(target_arch = "x86_64")]
+                if avx2_ok() && !x.is_empty() {
+                    // SAFETY: AVX2+FMA checked at run time; x is non-empty.
+                    return unsafe { x86::$min(x) };
+                }
+                match x.first() { Some(&f) => fold_lanes(x, f, vmin, vmin), None => <$t>::INFINITY }
+            }
         }
     };
 }
-relem_float!(f32);
-relem_float!(f64);
+relem_float!(f32, sum_f32, max_f32, min_f32);
+relem_float!(f64, sum_f64, max_f64, min_f64);
 
 macro_rules! relem_int {
     ($t:ty) => {
@@ -277,6 +479,19 @@ macro_rules! relem_int {
             fn nan() -> Self { 0 }
             #[inline(always)]
             fn neg_inf() -> Self { <$t>::MIN }
+            #[inline(always)]
+            fn leaf_sum(x: &[Self]) -> Self {
+                // integer adds are associative: LLVM's loop vectorizer handles this fold
+                x.iter().fold(0, |a, &v| a.wrapping_add(v))
+            }
+            #[inline(always)]
+            fn slice_max(x: &[Self]) -> Self {
+                x.iter().copied().max().unwrap_or(<$t>::MIN)
+            }
+            #[inline(always)]
+            fn slice_min(x: &[Self]) -> Self {
+                x.iter().copied().min().unwrap_or(<$t>::MAX)
+            }
         }
     };
 }
@@ -287,14 +502,14 @@ relem_int!(i64);
 #[inline(always)]
 #[allow(clippy::eq_op)]
 fn vmax<T: Element>(acc: T, x: T) -> T {
-    if x > acc || x != x { x } else { acc }
+    if (x > acc) | (x != x) { x } else { acc }
 }
 
 /// NaN-propagating min.
 #[inline(always)]
 #[allow(clippy::eq_op)]
 fn vmin<T: Element>(acc: T, x: T) -> T {
-    if x < acc || x != x { x } else { acc }
+    if (x < acc) | (x != x) { x } else { acc }
 }
 
 /// The elementary folds every reduction is built from.
@@ -348,49 +563,95 @@ fn fold_lanes<T: RElem>(x: &[T], init: T, f: impl Fn(T, T) -> T + Copy, c: impl 
     r
 }
 
-/// Pairwise (tree) reduction over `LEAF`-sized leaves.
+/// Pairwise Σ: [`RElem::leaf_sum`] over `LEAF`-sized leaves, merged by a [`Cascade`].
 #[inline(always)]
-fn fold_pairwise<T: RElem>(x: &[T], init: T, f: impl Fn(T, T) -> T + Copy, c: impl Fn(T, T) -> T + Copy) -> T {
-    if x.len() <= LEAF {
-        return fold_lanes(x, init, f, c);
+fn sum_pairwise<T: RElem>(x: &[T]) -> T {
+    let add = |a: T, v: T| a.add(v);
+    let mut cas = Cascade::new(T::zero());
+    let mut rest = x;
+    while !rest.is_empty() {
+        let (leaf, tail) = rest.split_at(rest.len().min(LEAF));
+        cas.push(T::leaf_sum(leaf), add);
+        rest = tail;
     }
-    let half = (x.len() / 2).div_ceil(LANES) * LANES;
-    let (lo, hi) = x.split_at(half);
-    c(fold_pairwise(lo, init, f, c), fold_pairwise(hi, init, f, c))
+    cas.finish(add)
 }
 
-/// One basic fold over a non-empty slice (for Max/Min) or any slice (Sum, Prod, SumExp).
-fn fold_basic<T: RElem>(b: Basic, x: &[T], shift: T) -> T {
+/// Merges partial results pairwise, in order (binary-counter cascade).
+struct Cascade<T> {
+    /// (level, value); a level-k entry covers 2^k parts. 64 levels cover any count.
+    stack: [(u32, T); 64],
+    top: usize,
+    empty: T,
+}
+
+impl<T: Copy> Cascade<T> {
+    #[inline(always)]
+    fn new(empty: T) -> Self {
+        Cascade { stack: [(0, empty); 64], top: 0, empty }
+    }
+
+    #[inline(always)]
+    fn push(&mut self, p: T, c: impl Fn(T, T) -> T) {
+        let mut cur = (0u32, p);
+        while self.top > 0 && self.stack[self.top - 1].0 == cur.0 {
+            self.top -= 1;
+            cur = (cur.0 + 1, c(self.stack[self.top].1, cur.1));
+        }
+        if self.top < self.stack.len() {
+            self.stack[self.top] = cur;
+            self.top += 1;
+        }
+    }
+
+    #[inline(always)]
+    fn finish(&self, c: impl Fn(T, T) -> T) -> T {
+        if self.top == 0 {
+            return self.empty;
+        }
+        let mut acc = self.stack[self.top - 1].1;
+        for k in (0..self.top - 1).rev() {
+            acc = c(self.stack[k].1, acc);
+        }
+        acc
+    }
+}
+
+multiversion! {
+    /// One basic fold over a non-empty slice (for Max/Min) or any slice (Sum, Prod, SumExp).
+    fn fold_basic<T: RElem>(b: Basic, x: &[T], shift: T) -> T => fold_basic_impl
+}
+
+#[inline(always)]
+fn fold_basic_impl<T: RElem>(b: Basic, x: &[T], shift: T) -> T {
     match b {
-        Basic::Sum => fold_pairwise(x, T::zero(), |a, v| a.add(v), |a, v| a.add(v)),
+        Basic::Sum => sum_pairwise(x),
         Basic::Prod => fold_lanes(x, T::one(), |a, v| a.mul(v), |a, v| a.mul(v)),
-        Basic::Max => match x.first() {
-            Some(&f) => fold_lanes(x, f, vmax, vmax),
-            None => T::neg_inf(),
-        },
-        Basic::Min => match x.first() {
-            Some(&f) => fold_lanes(x, f, vmin, vmin),
-            None => T::zero(),
-        },
+        Basic::Max => T::slice_max(x),
+        Basic::Min => T::slice_min(x),
         Basic::SumExp => sum_exp_pairwise(x, shift),
     }
 }
 
 /// Σ exp(x − shift), pairwise over `LEAF`-sized leaves, each exponentiated with the
 /// vectorized `exp` into a stack buffer.
+#[inline(always)]
 fn sum_exp_pairwise<T: RElem>(x: &[T], shift: T) -> T {
-    if x.len() > LEAF {
-        let half = (x.len() / 2).div_ceil(LANES) * LANES;
-        let (lo, hi) = x.split_at(half);
-        return sum_exp_pairwise(lo, shift).add(sum_exp_pairwise(hi, shift));
-    }
     let mut buf = [T::zero(); LEAF];
-    let b = &mut buf[..x.len()];
-    for (d, &v) in b.iter_mut().zip(x) {
-        *d = v.sub(shift);
+    let add = |a: T, v: T| a.add(v);
+    let mut cas = Cascade::new(T::zero());
+    let mut rest = x;
+    while !rest.is_empty() {
+        let (leaf, tail) = rest.split_at(rest.len().min(LEAF));
+        let b = &mut buf[..leaf.len()];
+        for (d, &v) in b.iter_mut().zip(leaf) {
+            *d = v.sub(shift);
+        }
+        T::exp_inplace(b);
+        cas.push(T::leaf_sum(b), add);
+        rest = tail;
     }
-    T::exp_inplace(b);
-    fold_lanes(b, T::zero(), |a, v| a.add(v), |a, v| a.add(v))
+    cas.finish(add)
 }
 
 /// A full `op` reduction of one non-empty row.
@@ -450,9 +711,22 @@ fn combine_row<T: RElem>(b: Basic, dst: &mut [T], row: &[T]) {
     }
 }
 
-/// Folds rows `rows` of a row-major slab (row stride `stride`), columns `c0 .. c0 +
-/// acc.len()`, into `acc` (overwritten). `shift` (same length as `acc`) is used by SumExp.
-fn col_block<T: RElem>(
+multiversion! {
+    /// Folds rows `rows` of a row-major slab (row stride `stride`), columns `c0 .. c0 +
+    /// acc.len()`, into `acc` (overwritten). `shift` (same length as `acc`) is used by SumExp.
+    fn col_block<T: RElem>(
+        b: Basic,
+        slab: &[T],
+        stride: usize,
+        rows: std::ops::Range<usize>,
+        c0: usize,
+        acc: &mut [T],
+        shift: &[T],
+    ) -> () => col_block_impl
+}
+
+#[inline(always)]
+fn col_block_impl<T: RElem>(
     b: Basic,
     slab: &[T],
     stride: usize,

@@ -376,28 +376,47 @@ unsafe fn sigmoid_body<V: Vf>(x: V, k: &Consts) -> V {
     nan_fix(x, num.div(one.add(e)))
 }
 
-/// Applies `body` over `n` elements; the tail goes through a zero-padded buffer so every
+/// One of the vector functions, as a type (closures would not inherit the target features of
+/// the function they are created in, and would not be inlined into its loop).
+trait Body {
+    unsafe fn eval<V: Vf>(x: V, k: &Consts) -> V;
+}
+
+macro_rules! bodies {
+    ($($name:ident => $f:ident),*) => {$(
+        struct $name;
+        impl Body for $name {
+            #[inline(always)]
+            unsafe fn eval<V: Vf>(x: V, k: &Consts) -> V {
+                $f(x, k)
+            }
+        }
+    )*};
+}
+bodies!(ExpB => exp_body, LnB => ln_body, Log1pB => log1p_body, Expm1B => expm1_body, TanhB => tanh_body, SigmoidB => sigmoid_body);
+
+/// Applies `B` over `n` elements; the tail goes through a zero-padded buffer so every
 /// element sees the same vector code. `x` and `out` may be the same pointer.
 #[inline(always)]
-unsafe fn run<V: Vf, F: Fn(V) -> V>(x: *const V::E, out: *mut V::E, n: usize, body: F) {
+unsafe fn run<V: Vf, B: Body>(x: *const V::E, out: *mut V::E, n: usize, k: &Consts) {
     let l = V::LANES;
     let mut i = 0;
     while i + 2 * l <= n {
         let a = V::load(x.add(i));
         let b = V::load(x.add(i + l));
-        body(a).store(out.add(i));
-        body(b).store(out.add(i + l));
+        B::eval(a, k).store(out.add(i));
+        B::eval(b, k).store(out.add(i + l));
         i += 2 * l;
     }
     while i + l <= n {
-        body(V::load(x.add(i))).store(out.add(i));
+        B::eval(V::load(x.add(i)), k).store(out.add(i));
         i += l;
     }
     if i < n {
         let rem = n - i;
         let mut buf = [V::E::default(); 16];
         std::ptr::copy_nonoverlapping(x.add(i), buf.as_mut_ptr(), rem);
-        body(V::load(buf.as_ptr())).store(buf.as_mut_ptr());
+        B::eval(V::load(buf.as_ptr()), k).store(buf.as_mut_ptr());
         std::ptr::copy_nonoverlapping(buf.as_ptr(), out.add(i), rem);
     }
 }
@@ -405,12 +424,12 @@ unsafe fn run<V: Vf, F: Fn(V) -> V>(x: *const V::E, out: *mut V::E, n: usize, bo
 #[inline(always)]
 unsafe fn dispatch<V: Vf>(f: VFunc, x: *const V::E, out: *mut V::E, n: usize, k: &Consts) {
     match f {
-        VFunc::Exp => run::<V, _>(x, out, n, |v| exp_body(v, k)),
-        VFunc::Ln => run::<V, _>(x, out, n, |v| ln_body(v, k)),
-        VFunc::Log1p => run::<V, _>(x, out, n, |v| log1p_body(v, k)),
-        VFunc::Expm1 => run::<V, _>(x, out, n, |v| expm1_body(v, k)),
-        VFunc::Tanh => run::<V, _>(x, out, n, |v| tanh_body(v, k)),
-        VFunc::Sigmoid => run::<V, _>(x, out, n, |v| sigmoid_body(v, k)),
+        VFunc::Exp => run::<V, ExpB>(x, out, n, k),
+        VFunc::Ln => run::<V, LnB>(x, out, n, k),
+        VFunc::Log1p => run::<V, Log1pB>(x, out, n, k),
+        VFunc::Expm1 => run::<V, Expm1B>(x, out, n, k),
+        VFunc::Tanh => run::<V, TanhB>(x, out, n, k),
+        VFunc::Sigmoid => run::<V, SigmoidB>(x, out, n, k),
     }
 }
 

@@ -1,6 +1,6 @@
 // Elementwise kernels: unary math (op codes = order of gorgon_core's UnaryOp), binary ops
-// with broadcasting through a Layout (op codes = order of BinaryOp), where, cast, fill and
-// strided copy (materializes transposes, slices and broadcasts).
+// with broadcasting through a Layout (op codes = order of BinaryOp), fill and strided copy
+// (materializes transposes, slices and broadcasts). `where` and `cast` are in convert.cu.
 
 template <typename T>
 __device__ T unary_float(int op, T x, T p0, T p1) {
@@ -163,45 +163,6 @@ BINARY(f32, f32, binary_float)
 BINARY(f64, f64, binary_float)
 BINARY(i32, i32, binary_int)
 BINARY(i64, i64, binary_int)
-
-// out[i] = cond != 0 ? a : b; stride[0] = cond, stride[1] = a, stride[2] = b.
-#define WHERE(csfx, C, sfx, T) \
-  extern "C" __global__ void where_##csfx##_##sfx(i64 n, Layout L, const C* cond, const T* a, const T* b, T* out) { \
-    GRID_LOOP(i, n) { \
-      i64 oc, oa, ob; \
-      layout_offsets(L, i, &oc, &oa, &ob); \
-      out[i] = (cond[oc] != C(0)) ? a[oa] : b[ob]; \
-    } \
-  }
-#define WHERE_ALL_COND(sfx, T) \
-  WHERE(u8, u8, sfx, T) WHERE(i32, i32, sfx, T) WHERE(i64, i64, sfx, T) \
-  WHERE(f32, f32, sfx, T) WHERE(f64, f64, sfx, T)
-WHERE_ALL_COND(f32, f32)
-WHERE_ALL_COND(f64, f64)
-WHERE_ALL_COND(i32, i32)
-WHERE_ALL_COND(i64, i64)
-WHERE_ALL_COND(u8, u8)
-
-// Casts: float -> int truncates toward zero; anything -> bool is != 0; bool -> x is 0/1.
-template <typename S, typename D> __device__ __forceinline__ D cast_one(S x) { return (D)x; }
-#define CAST_TO_BOOL(S) \
-  template <> __device__ __forceinline__ u8 cast_one<S, u8>(S x) { return x != S(0) ? 1 : 0; }
-CAST_TO_BOOL(f32)
-CAST_TO_BOOL(f64)
-CAST_TO_BOOL(i32)
-CAST_TO_BOOL(i64)
-#define CAST(ssfx, S, dsfx, D) \
-  extern "C" __global__ void cast_##ssfx##_##dsfx(i64 n, const S* x, D* y) { \
-    GRID_LOOP(i, n) { y[i] = cast_one<S, D>(x[i]); } \
-  }
-#define CAST_FROM(ssfx, S) \
-  CAST(ssfx, S, f32, f32) CAST(ssfx, S, f64, f64) CAST(ssfx, S, i32, i32) \
-  CAST(ssfx, S, i64, i64) CAST(ssfx, S, u8, u8)
-CAST_FROM(f32, f32)
-CAST_FROM(f64, f64)
-CAST_FROM(i32, i32)
-CAST_FROM(i64, i64)
-CAST_FROM(u8, u8)
 
 // fill: y[i] = v. copy: y[i] = x[offset + offset_0(i)] (stride[0] = x's strides).
 #define FILL_COPY(sfx, T) \

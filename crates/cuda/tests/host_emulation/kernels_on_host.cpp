@@ -10,6 +10,7 @@
 
 #include "../../src/kernels/common.cuh"
 #include "../../src/kernels/elementwise.cu"
+#include "../../src/kernels/convert.cu"
 #include "../../src/kernels/reduce.cu"
 #include "../../src/kernels/softmax.cu"
 #include "../../src/kernels/index.cu"
@@ -527,5 +528,7 @@ int main() {
   test_conv_pool();
   test_optim();
   std::printf("%d checks, %d failures\n", checks, failures);
+  // The Rust mirrors (KernelLayout, ConvGeom, UpdateParams) must have these sizes.
+  std::printf("sizes: Layout=%zu ConvGeom=%zu OptimParams=%zu\n", sizeof(Layout), sizeof(ConvGeom), sizeof(OptimParams));
   return failures == 0 ? 0 : 1;
 }
