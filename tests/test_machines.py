@@ -264,6 +264,31 @@ def test_threads_two_machines_equal_results():
     m2.close()
 
 
+def test_function_calls_from_threads_do_not_interleave():
+    g = gr.Graph()
+    x = g.vector(gr.float64, 3, name="x")
+    y = g.scalar(gr.float64, name="y")
+    f = gr.function([x, y], gr.sum(x * y))
+    errors = []
+
+    def work(k):
+        try:
+            for i in range(50):
+                a = np.full(3, float(k))
+                r = f(a, float(i))
+                assert float(r) == 3.0 * k * i, (k, i, float(r))
+        except Exception as e:  # pragma: no cover
+            errors.append(e)
+
+    ts = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in ts), "deadlock"
+    assert not errors, errors[:3]
+
+
 def test_run_releases_the_gil():
     g = gr.Graph()
     x = g.matrix(gr.float64, (300, 300), value=np.ones((300, 300)) * 0.001)

@@ -108,13 +108,13 @@ fn apply_one(label: &str, r: &SolverRule, prep: &GradPrep, t: u64, w: &mut Tenso
             check(s.iter().map(|b| b.len()).collect())?;
             let (w, g) = typed::<f32>(label, w, grad)?;
             let mut refs: Vec<&mut [f32]> = s.iter_mut().map(|b| &mut **b).collect();
-            optim::apply(r, prep, t, w, g, &mut refs);
+            optim::apply(r, prep, t, w, g, &mut refs)?;
         }
         StateBufs::F64(s) => {
             check(s.iter().map(|b| b.len()).collect())?;
             let (w, g) = typed::<f64>(label, w, grad)?;
             let mut refs: Vec<&mut [f64]> = s.iter_mut().map(|b| &mut **b).collect();
-            optim::apply(r, prep, t, w, g, &mut refs);
+            optim::apply(r, prep, t, w, g, &mut refs)?;
         }
     }
     Ok(())

@@ -33,7 +33,7 @@ fn rand_vals(dtype: DType, n: usize, rng: &mut Rng, specials: bool) -> Vec<f64> 
     (0..n)
         .map(|_| match dtype {
             DType::F32 | DType::F64 => {
-                if specials && rng.next() % 16 == 0 {
+                if specials && rng.next().is_multiple_of(16) {
                     SPECIAL[(rng.next() % SPECIAL.len() as u64) as usize]
                 } else {
                     rng.unit() * 6.0 - 3.0
@@ -974,7 +974,7 @@ fn copy_into_views() {
         }
     }
     // Broadcast views, big enough to be threaded.
-    let row = Tensor::from_vec((0..300).map(|v| v as i32).collect::<Vec<_>>(), &[300]).unwrap();
+    let row = Tensor::from_vec((0..300).collect::<Vec<i32>>(), &[300]).unwrap();
     let v = row.view().broadcast_to(&[400, 300]).unwrap();
     let mut out = Tensor::zeros(DType::I32, &[400, 300]);
     copy_into(&v, &mut out).unwrap();

@@ -153,6 +153,7 @@ fn ldexp(x: f64, n: i32) -> f64 {
     x * 2f64.powi(h) * 2f64.powi(n - h)
 }
 
+#[allow(clippy::excessive_precision)]
 const LN2: DD = DD { hi: std::f64::consts::LN_2, lo: 2.319_046_813_846_299_558e-17 };
 
 /// e^x as (mantissa part, power of two): e^x = m · 2^n, m ∈ [0.7, 1.42]. Finite x only.

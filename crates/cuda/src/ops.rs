@@ -155,6 +155,25 @@ impl CudaDevice {
         Ok(())
     }
 
+    /// Copies `src` into `dst` on the device (same dtype and element count; the shapes may
+    /// differ, as after a reshape).
+    pub fn copy(&mut self, src: &CudaBuffer, dst: &mut CudaBuffer) -> Result<()> {
+        expect_dtype("copy", dst, src.dtype())?;
+        if src.len() != dst.len() {
+            return Err(CoreError::Shape {
+                op: "copy",
+                detail: format!("cannot copy {} into {}", fmt_shape(src.shape()), fmt_shape(dst.shape())),
+            });
+        }
+        if src.is_empty() {
+            return Ok(());
+        }
+        with_dtype!(src.dtype(), T => {
+            self.stream.memcpy_dtod(T::slice(src), T::slice_mut(dst)).map_err(CudaError::from)?;
+        });
+        Ok(())
+    }
+
     /// `out = op(x)` elementwise (same shape and dtype). Float ops need float32/float64;
     /// `Neg Abs Sign Square Cube` also take int32/int64.
     pub fn unary(&mut self, op: UnaryOp, x: &CudaBuffer, out: &mut CudaBuffer) -> Result<()> {

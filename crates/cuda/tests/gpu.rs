@@ -84,6 +84,9 @@ fn upload_download_round_trip_every_dtype() {
     assert_eq!(down(&mut d, &b).to_vec_f64(), vec![0.0, 0.0]);
     d.fill(&mut b, 2.5).unwrap();
     assert_eq!(down(&mut d, &b).to_vec_f64(), vec![2.5, 2.5]);
+    let mut c = d.alloc(DType::F32, &[2, 1]).unwrap();
+    d.copy(&b, &mut c).unwrap();
+    assert_eq!(down(&mut d, &c).to_vec_f64(), vec![2.5, 2.5]);
 }
 
 #[test]

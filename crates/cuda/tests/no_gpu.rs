@@ -33,11 +33,22 @@ fn without_a_gpu_the_reason_names_the_driver_and_opening_a_device_fails() {
     assert!(CudaDevice::new(3).is_err());
 }
 
+/// Runs `f` with GORGON_NVRTC_PATH pointing nowhere, then restores the caller's value (CI
+/// may set it for the whole test run). No other test in this binary reads it.
+fn with_bad_nvrtc_path<T>(f: impl FnOnce() -> T) -> T {
+    let saved = std::env::var_os("GORGON_NVRTC_PATH");
+    std::env::set_var("GORGON_NVRTC_PATH", "/nonexistent/gorgon/nvrtc");
+    let r = f();
+    match saved {
+        Some(v) => std::env::set_var("GORGON_NVRTC_PATH", v),
+        None => std::env::remove_var("GORGON_NVRTC_PATH"),
+    }
+    r
+}
+
 #[test]
 fn a_bad_nvrtc_path_is_an_error_not_a_panic() {
-    std::env::set_var("GORGON_NVRTC_PATH", "/nonexistent/gorgon/nvrtc");
-    let r = gorgon_cuda::probe::nvrtc_available();
-    std::env::remove_var("GORGON_NVRTC_PATH");
+    let r = with_bad_nvrtc_path(gorgon_cuda::probe::nvrtc_available);
     match r {
         Err(CudaError::NvrtcMissing(msg)) => {
             #[cfg(feature = "cuda")]
@@ -47,8 +58,6 @@ fn a_bad_nvrtc_path_is_an_error_not_a_panic() {
         other => panic!("expected NvrtcMissing, got {other:?}"),
     }
     // Compiling then fails the same way instead of panicking inside cudarc.
-    std::env::set_var("GORGON_NVRTC_PATH", "/nonexistent/gorgon/nvrtc");
-    let r = gorgon_cuda::kernels::compile_all();
-    std::env::remove_var("GORGON_NVRTC_PATH");
+    let r = with_bad_nvrtc_path(gorgon_cuda::kernels::compile_all);
     assert!(matches!(r, Err(CudaError::NvrtcMissing(_))), "{:?}", r.err());
 }

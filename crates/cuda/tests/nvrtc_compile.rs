@@ -1,20 +1,24 @@
 //! Every kernel source compiles through NVRTC (no GPU needed). Needs `libnvrtc.so.13`:
 //! set `GORGON_NVRTC_PATH` to the folder holding it (`pip install nvidia-cuda-nvrtc` puts it
-//! in `site-packages/nvidia/cu13/lib`); without it the tests print why and skip.
+//! in `site-packages/nvidia/cu13/lib`) or put that folder on `LD_LIBRARY_PATH`. When NVRTC
+//! cannot be found the tests print why and skip — except when `GORGON_NVRTC_PATH` is set,
+//! where a failure to load it fails the tests.
 #![cfg(feature = "cuda")]
 
 use gorgon_cuda::kernels::{compile_all, compile_all_for, compile_source, Target, SOURCES};
 use gorgon_cuda::CudaError;
 
 fn nvrtc_ready() -> bool {
-    if std::env::var_os("GORGON_NVRTC_PATH").is_none() {
-        eprintln!("skipping: set GORGON_NVRTC_PATH to the folder holding libnvrtc.so.13");
-        return false;
+    match gorgon_cuda::probe::nvrtc_available() {
+        Ok(()) => true,
+        Err(e) if std::env::var_os("GORGON_NVRTC_PATH").is_some() => {
+            panic!("GORGON_NVRTC_PATH is set but NVRTC does not load: {e}")
+        }
+        Err(e) => {
+            eprintln!("skipping: {e}");
+            false
+        }
     }
-    if let Err(e) = gorgon_cuda::probe::nvrtc_available() {
-        panic!("GORGON_NVRTC_PATH is set but NVRTC does not load: {e}");
-    }
-    true
 }
 
 #[test]
@@ -34,6 +38,7 @@ fn every_kernel_source_compiles_to_ptx_for_compute_90() {
 }
 
 #[test]
+#[ignore = "slow (about 20 s of CPU: NVRTC runs ptxas for every kernel); the PTX test covers the sources. Run with --ignored"]
 fn every_kernel_source_compiles_to_a_cubin_for_sm_90() {
     if !nvrtc_ready() {
         return;

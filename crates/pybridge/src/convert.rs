@@ -114,7 +114,7 @@ fn zero_copy<T: NpElement + gorgon_core::Element>(obj: &Bound<'_, PyAny>) -> Opt
         return None;
     }
     let ptr = arr.data() as *const T;
-    if ptr.is_null() || (ptr as usize) % std::mem::align_of::<T>() != 0 {
+    if ptr.is_null() || ptr.align_offset(std::mem::align_of::<T>()) != 0 {
         return None;
     }
     let shape = arr.shape().to_vec();

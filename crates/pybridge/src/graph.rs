@@ -110,7 +110,7 @@ impl PyGraph {
         guard(|| {
             let d = convert::parse_dtype(dtype)?;
             let s = convert::shape_from(&shape)?;
-            write_graph(py, &self.g)?.leaf(d, &s, name, location).map_err(gorgon_autodiff::Error::from).py()
+            write_graph(py, &self.g)?.leaf(d, &s, name, location).py()
         })
     }
 

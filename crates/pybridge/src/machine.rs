@@ -13,6 +13,7 @@ use gorgon_core::{DType, DeviceKind, Tensor};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 use std::collections::HashMap;
+use std::sync::{Mutex, TryLockError};
 
 fn parse_device(device: &str) -> PyResult<DeviceKind> {
     let kind = DeviceKind::parse(device.trim()).ok_or_else(|| {
@@ -171,7 +172,9 @@ struct InputSpec {
 
 /// A compiled callable: `f(*values)` binds each input leaf, runs the program and returns the
 /// outputs' values (one array, or a list). Values that need a conversion (lists, other
-/// dtypes) go through `converter(index, value) -> ndarray` from the Python layer.
+/// dtypes) go through `converter(index, value) -> ndarray` from the Python layer. Calls of one
+/// function are serialized; the inputs are the graph's leaves, so other machines or functions
+/// binding the same leaves from other threads at the same time see each other's values.
 #[pyclass(frozen, name = "Function", module = "gorgon_rs._native")]
 pub struct PyFunction {
     graph: SharedGraph,
@@ -180,6 +183,8 @@ pub struct PyFunction {
     outputs: Vec<NodeId>,
     single: bool,
     converter: Py<PyAny>,
+    /// Serializes calls of this function (bind, run, read must not interleave across threads).
+    calls: Mutex<()>,
 }
 
 impl PyFunction {
@@ -230,7 +235,7 @@ impl PyFunction {
             let opts = MachineOptions { outputs: Some(outs.clone()), ..MachineOptions::default() };
             let gc = g.clone();
             let m = py.detach(|| TapeMachine::new(gc, opts)).py()?;
-            Ok(PyFunction { graph: g, m, inputs: specs, outputs: outs, single, converter })
+            Ok(PyFunction { graph: g, m, inputs: specs, outputs: outs, single, converter, calls: Mutex::new(()) })
         })
     }
 
@@ -244,6 +249,13 @@ impl PyFunction {
                     args.len()
                 )));
             }
+            let _serial = loop {
+                match self.calls.try_lock() {
+                    Ok(guard) => break guard,
+                    Err(TryLockError::Poisoned(p)) => break p.into_inner(),
+                    Err(TryLockError::WouldBlock) => py.detach(|| drop(self.calls.lock())),
+                }
+            };
             let mut values: Vec<Value> = Vec::with_capacity(self.inputs.len());
             for (k, (spec, a)) in self.inputs.iter().zip(args.iter()).enumerate() {
                 let v = match convert::fast_value(&a, spec.dtype, &spec.shape)? {

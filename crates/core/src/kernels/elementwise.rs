@@ -449,6 +449,7 @@ struct Plan<const N: usize> {
     inner_strides: [isize; N],
 }
 
+#[allow(clippy::needless_range_loop)]
 impl<const N: usize> Plan<N> {
     /// `shape` is the output shape; `strides[k]` the element strides of operand k viewed with
     /// that shape (0 on broadcast axes).
@@ -533,7 +534,12 @@ impl<const N: usize> Plan<N> {
     where
         F: Fn([isize; N], &mut [T]) + Sync + Send,
     {
-        threads::par_chunks_mut(out, MIN_CHUNK, |start, chunk| {
+        self.run_dyn(out, &kern)
+    }
+
+    /// [`Plan::run`] with the kernel type-erased (one instantiation per element type).
+    fn run_dyn<T: Send>(&self, out: &mut [T], kern: &(dyn Fn([isize; N], &mut [T]) + Sync)) {
+        threads::par_chunks_mut_dyn(out, MIN_CHUNK, &|start, chunk: &mut [T]| {
             let len = chunk.len();
             self.run_range(start, start + len, &mut |offs, rel, n| kern(offs, &mut chunk[rel..rel + n]));
         });
@@ -943,6 +949,25 @@ where
     T: Element,
     F: Fn(T, T) -> T + Copy + Sync + Send,
 {
+    let row = move |pa: *const T, sa: isize, pb: *const T, sb: isize, dst: &mut [T]| {
+        // SAFETY: `binary_loop` only passes pointers/strides valid for dst.len() elements.
+        unsafe { binary_row(pa, sa, pb, sb, dst, f) }
+    };
+    binary_loop(name, a, b, out, &row)
+}
+
+/// A binary row kernel: `(a, a_stride, b, b_stride, out_row)`.
+type BinaryRow<'f, T> = dyn Fn(*const T, isize, *const T, isize, &mut [T]) + Sync + 'f;
+
+/// The op-independent part of [`binary_t`] (broadcasting, planning, threading), instantiated
+/// once per element type; `row` is called with valid pointers and strides for each row.
+fn binary_loop<T: Element>(
+    name: &'static str,
+    a: &ArrayViewD<'_, T>,
+    b: &ArrayViewD<'_, T>,
+    out: &mut ArrayD<T>,
+    row: &BinaryRow<'_, T>,
+) -> Result<()> {
     let shape = out.shape().to_vec();
     let a = broadcast_view(name, a, &shape)?;
     let b = broadcast_view(name, b, &shape)?;
@@ -950,10 +975,11 @@ where
         let plan = Plan::new(&shape, [a.strides(), b.strides()]);
         let (pa, pb) = (Ptr(a.as_ptr()), Ptr(b.as_ptr()));
         let [sa, sb] = plan.inner_strides;
-        plan.run(o, |offs, dst| {
-            // SAFETY: offsets/strides come from the broadcast views of the output's shape, so
-            // every element read lies inside `a` / `b`.
-            unsafe { binary_row(pa.get().offset(offs[0]), sa, pb.get().offset(offs[1]), sb, dst, f) }
+        plan.run_dyn(o, &|offs: [isize; 2], dst: &mut [T]| {
+            // Offsets/strides come from the broadcast views of the output's shape, so every
+            // element `row` reads lies inside `a` / `b`. `offset` stays in bounds likewise.
+            let (xa, xb) = unsafe { (pa.get().offset(offs[0]), pb.get().offset(offs[1])) };
+            row(xa, sa, xb, sb, dst)
         });
     })
 }

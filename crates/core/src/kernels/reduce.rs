@@ -80,17 +80,17 @@ fn max_threads() -> usize {
 macro_rules! multiversion {
     ($(#[$m:meta])* fn $name:ident<$T:ident: $B:path>($($a:ident: $t:ty),* $(,)?) -> $r:ty => $imp:ident) => {
         $(#[$m])*
-        #[allow(clippy::too_many_arguments)]
+        #[allow(clippy::too_many_arguments, clippy::unused_unit)]
         fn $name<$T: $B>($($a: $t),*) -> $r {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f,avx2,fma")]
-                #[allow(clippy::too_many_arguments)]
+                #[allow(clippy::too_many_arguments, clippy::unused_unit)]
                 unsafe fn v512<$T: $B>($($a: $t),*) -> $r {
                     $imp::<$T>($($a),*)
                 }
                 #[target_feature(enable = "avx2,fma")]
-                #[allow(clippy::too_many_arguments)]
+                #[allow(clippy::too_many_arguments, clippy::unused_unit)]
                 unsafe fn v256<$T: $B>($($a: $t),*) -> $r {
                     $imp::<$T>($($a),*)
                 }
@@ -250,8 +250,9 @@ fn unreachable_dtype<T>(name: &'static str) -> Result<T> {
 // element operations
 
 /// What the reduction kernels need from an element type. Integer `exp_inplace`/`ln_`/`div_count` are
-/// never called (Mean and LogSumExp reject ints before dispatch).
-trait RElem: Element {
+/// never called (Mean and LogSumExp reject ints before dispatch). Shared with the softmax
+/// kernels.
+pub(crate) trait RElem: Element {
     fn add(self, o: Self) -> Self;
     fn sub(self, o: Self) -> Self;
     fn mul(self, o: Self) -> Self;
@@ -561,6 +562,18 @@ fn fold_lanes<T: RElem>(x: &[T], init: T, f: impl Fn(T, T) -> T + Copy, c: impl 
         r = f(r, v);
     }
     r
+}
+
+/// Pairwise Σ of a slice (SIMD leaves on x86-64), for other kernels of this crate.
+#[inline(always)]
+pub(crate) fn sum_slice<T: RElem>(x: &[T]) -> T {
+    sum_pairwise(x)
+}
+
+/// NaN-propagating max of a non-empty slice (SIMD on x86-64), for other kernels.
+#[inline(always)]
+pub(crate) fn max_slice<T: RElem>(x: &[T]) -> T {
+    T::slice_max(x)
 }
 
 /// Pairwise Σ: [`RElem::leaf_sum`] over `LEAF`-sized leaves, merged by a [`Cascade`].

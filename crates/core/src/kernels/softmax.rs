@@ -11,6 +11,7 @@
 //! all `-inf` gives NaN (as PyTorch does), and NaN propagates.
 
 use crate::error::{fmt_shape, CoreError, Result};
+use crate::kernels::reduce::{max_slice, multiversion, sum_slice, RElem};
 use crate::kernels::vmath::{VFunc, VMath};
 use crate::{DType, Float, Tensor, TensorView};
 use ndarray::ArrayViewD;
@@ -20,6 +21,10 @@ use rayon::prelude::*;
 const PAR_MIN: usize = 1 << 18;
 /// Column-block width for reductions over a non-last axis.
 const COL_BLOCK: usize = 512;
+
+/// Element types the softmax kernels run on (f32, f64).
+trait SElem: Float + VMath + RElem {}
+impl<T: Float + VMath + RElem> SElem for T {}
 
 /// Threads the kernels may use (rayon's pool, capped by `GORGON_NUM_THREADS`).
 fn max_threads() -> usize {
@@ -140,62 +145,47 @@ fn split(shape: &[usize], axis: usize) -> (usize, usize, usize) {
 /// NaN-propagating max.
 #[inline(always)]
 #[allow(clippy::eq_op)]
-fn vmax<T: Float + VMath>(acc: T, x: T) -> T {
-    if x > acc || x != x { x } else { acc }
+fn vmax<T: SElem>(acc: T, x: T) -> T {
+    if (x > acc) | (x != x) { x } else { acc }
 }
 
-/// Max of a non-empty row with 8 independent lanes (vectorizes).
-#[inline(always)]
-fn row_max<T: Float + VMath>(x: &[T]) -> T {
-    let mut acc = [x[0]; 8];
-    let mut ch = x.chunks_exact(8);
-    for c in &mut ch {
-        for j in 0..8 {
-            acc[j] = vmax(acc[j], c[j]);
-        }
-    }
-    let mut m = acc.iter().copied().fold(x[0], vmax);
-    for &v in ch.remainder() {
-        m = vmax(m, v);
-    }
-    m
-}
-
-/// Sum with 8 independent lanes.
-#[inline(always)]
-fn row_sum<T: Float + VMath>(x: impl Iterator<Item = T>) -> T {
-    let mut acc = [T::zero(); 8];
-    for (i, v) in x.enumerate() {
-        acc[i & 7] += v;
-    }
-    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
+multiversion! {
+    /// Runs [`softmax_row_impl`] built for the best SIMD level available.
+    fn softmax_row<T: SElem>(x: &[T], o: &mut [T], log: bool, scratch: &mut [T]) -> () => softmax_row_impl
 }
 
 /// Softmax (or log-softmax) of one row; `scratch` is at least `x.len()` long. `exp` is the
 /// vectorized one from [`vmath`](crate::kernels::vmath).
-fn softmax_row<T: Float + VMath>(x: &[T], o: &mut [T], log: bool, scratch: &mut [T]) {
-    let m = row_max(x);
+#[inline(always)]
+fn softmax_row_impl<T: SElem>(x: &[T], o: &mut [T], log: bool, scratch: &mut [T]) {
+    let m = max_slice(x);
     for (ov, &v) in o.iter_mut().zip(x) {
         *ov = v - m;
     }
     if log {
         let e = &mut scratch[..x.len()];
         T::vapply(VFunc::Exp, o, e);
-        let ls = row_sum(e.iter().copied()).ln();
+        let ls = sum_slice(e).ln();
         for ov in o.iter_mut() {
             *ov = *ov - ls;
         }
     } else {
         T::vapply_inplace(VFunc::Exp, o);
-        let inv = T::one() / row_sum(o.iter().copied());
+        let inv = T::one() / sum_slice(o);
         for ov in o.iter_mut() {
             *ov *= inv;
         }
     }
 }
 
+multiversion! {
+    /// Runs [`softmax_slab_impl`] built for the best SIMD level available.
+    fn softmax_slab<T: SElem>(x: &[T], o: &mut [T], n: usize, inner: usize, log: bool) -> () => softmax_slab_impl
+}
+
 /// Softmax over the rows of one `(n, inner)` slab, column block by column block.
-fn softmax_slab<T: Float + VMath>(x: &[T], o: &mut [T], n: usize, inner: usize, log: bool) {
+#[inline(always)]
+fn softmax_slab_impl<T: SElem>(x: &[T], o: &mut [T], n: usize, inner: usize, log: bool) {
     let mut m = vec![T::zero(); COL_BLOCK.min(inner)];
     let mut s = vec![T::zero(); COL_BLOCK.min(inner)];
     let mut e = vec![T::zero(); COL_BLOCK.min(inner)];
@@ -236,7 +226,7 @@ fn softmax_slab<T: Float + VMath>(x: &[T], o: &mut [T], n: usize, inner: usize, 
     }
 }
 
-fn forward<T: Float + VMath>(x: &ArrayViewD<T>, axis: usize, log: bool, out: &mut [T]) {
+fn forward<T: SElem>(x: &ArrayViewD<T>, axis: usize, log: bool, out: &mut [T]) {
     let (outer, n, inner) = split(x.shape(), axis);
     if out.is_empty() {
         return;
@@ -267,22 +257,37 @@ fn forward<T: Float + VMath>(x: &ArrayViewD<T>, axis: usize, log: bool, out: &mu
     }
 }
 
-fn backward_row<T: Float + VMath>(y: &[T], g: &[T], o: &mut [T], log: bool) {
+multiversion! {
+    /// Runs [`backward_row_impl`] built for the best SIMD level available.
+    fn backward_row<T: SElem>(y: &[T], g: &[T], o: &mut [T], log: bool) -> () => backward_row_impl
+}
+
+#[inline(always)]
+fn backward_row_impl<T: SElem>(y: &[T], g: &[T], o: &mut [T], log: bool) {
     if log {
-        let s = row_sum(g.iter().copied());
+        let s = sum_slice(g);
         T::vapply(VFunc::Exp, y, o);
         for (ov, &gv) in o.iter_mut().zip(g) {
             *ov = gv - *ov * s;
         }
     } else {
-        let d = row_sum(g.iter().zip(y).map(|(&a, &b)| a * b));
+        for ((ov, &gv), &yv) in o.iter_mut().zip(g).zip(y) {
+            *ov = gv * yv;
+        }
+        let d = sum_slice(o);
         for ((ov, &yv), &gv) in o.iter_mut().zip(y).zip(g) {
             *ov = yv * (gv - d);
         }
     }
 }
 
-fn backward_slab<T: Float + VMath>(y: &[T], g: &[T], o: &mut [T], n: usize, inner: usize, log: bool) {
+multiversion! {
+    /// Runs [`backward_slab_impl`] built for the best SIMD level available.
+    fn backward_slab<T: SElem>(y: &[T], g: &[T], o: &mut [T], n: usize, inner: usize, log: bool) -> () => backward_slab_impl
+}
+
+#[inline(always)]
+fn backward_slab_impl<T: SElem>(y: &[T], g: &[T], o: &mut [T], n: usize, inner: usize, log: bool) {
     let mut s = vec![T::zero(); COL_BLOCK.min(inner)];
     for c0 in (0..inner).step_by(COL_BLOCK) {
         let w = COL_BLOCK.min(inner - c0);
@@ -313,7 +318,7 @@ fn backward_slab<T: Float + VMath>(y: &[T], g: &[T], o: &mut [T], n: usize, inne
     }
 }
 
-fn backward<T: Float + VMath>(y: &ArrayViewD<T>, g: &ArrayViewD<T>, axis: usize, log: bool, out: &mut [T]) {
+fn backward<T: SElem>(y: &ArrayViewD<T>, g: &ArrayViewD<T>, axis: usize, log: bool, out: &mut [T]) {
     let (outer, n, inner) = split(y.shape(), axis);
     if out.is_empty() {
         return;

@@ -73,11 +73,20 @@ fn piece_len(len: usize, parts: usize) -> usize {
 /// Runs `f(start, chunk)` over contiguous pieces of `out` (`start` is the piece's offset in
 /// `out`), in parallel when `out` is large enough (see [`split_count`]), otherwise once on the
 /// calling thread with the whole slice.
+///
+/// The closure is type-erased before it reaches rayon, so each element type instantiates
+/// rayon's machinery once however many kernels call this.
+#[inline]
 pub fn par_chunks_mut<T, F>(out: &mut [T], min_chunk: usize, f: F)
 where
     T: Send,
     F: Fn(usize, &mut [T]) + Sync + Send,
 {
+    par_chunks_mut_dyn(out, min_chunk, &f)
+}
+
+/// [`par_chunks_mut`] with a `dyn` closure.
+pub fn par_chunks_mut_dyn<T: Send>(out: &mut [T], min_chunk: usize, f: &(dyn Fn(usize, &mut [T]) + Sync)) {
     let len = out.len();
     let parts = split_count(len, min_chunk);
     if parts <= 1 {
@@ -91,10 +100,16 @@ where
 /// Runs `f(range)` over contiguous sub-ranges of `0..len`, in parallel when `len` is large
 /// enough (see [`split_count`]), otherwise once with `0..len` on the calling thread. For
 /// kernels whose output is not one slice.
+#[inline]
 pub fn par_ranges<F>(len: usize, min_chunk: usize, f: F)
 where
     F: Fn(Range<usize>) + Sync + Send,
 {
+    par_ranges_dyn(len, min_chunk, &f)
+}
+
+/// [`par_ranges`] with a `dyn` closure.
+pub fn par_ranges_dyn(len: usize, min_chunk: usize, f: &(dyn Fn(Range<usize>) + Sync)) {
     let parts = split_count(len, min_chunk);
     if parts <= 1 {
         f(0..len);
