@@ -64,6 +64,9 @@ def _parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=2, help="threads for every library (default 2)")
     ap.add_argument("--libs", default="numpy,torch,jax", help="comparison libraries to try (default numpy,torch,jax)")
     ap.add_argument("--keep-env", action="store_true", help="do not re-execute with OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE removed")
+    ap.add_argument("--omp-passive", action="store_true",
+                    help="OMP_WAIT_POLICY=PASSIVE (PyTorch's OpenMP threads sleep instead of spinning: on a machine shared "
+                         "with other jobs, spinning 2-thread barriers collapse; this gives torch numbers that mean something there)")
     return ap.parse_args(argv)
 
 
@@ -82,6 +85,8 @@ def _reexec_with_clean_env(args: argparse.Namespace) -> None:
     n = str(args.threads)
     for k in ("GORGON_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[k] = n
+    if args.omp_passive:
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
     env.setdefault("JAX_PLATFORMS", "cpu")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env[_CHILD_FLAG] = "1"
@@ -128,11 +133,29 @@ def _calibrate(loop: Callable[[int], float], target_s: float) -> int:
     return max(1, min(1 << 24, int(target_s / max(per, 1e-9))))
 
 
+def _timed_calls(fn: Callable[[], Any], reps: int) -> list[float]:
+    out = []
+    clock = time.perf_counter
+    for _ in itertools.repeat(None, reps):
+        t0 = clock()
+        fn()
+        out.append(clock() - t0)
+    return out
+
+
+#: Calls at least this long are timed one by one (so percentiles of single calls can be
+#: reported); shorter ones are timed as a loop and give one mean per round.
+SINGLE_CALL_MIN_S = 20e-6
+
+
 def measure(cases: dict[str, Case], rounds: int, target_s: float) -> dict[str, list[float]]:
-    """Per-call seconds of each case, one sample per round; the order of the cases rotates from
-    round to round, so a slow phase of the machine is shared out among them."""
+    """Seconds per call of each case. Calls of 20 µs or more are timed one by one (every call
+    is a sample); shorter ones as a loop (one mean per round). Each round runs every case for
+    about ``target_s``, and the order of the cases rotates from round to round, so a slow phase
+    of the machine is shared out among them."""
     loops: dict[str, Callable[[int], float]] = {}
     reps: dict[str, int] = {}
+    single: dict[str, bool] = {}
     for name, c in cases.items():
         if c.oneshot is not None:
             continue
@@ -140,6 +163,7 @@ def measure(cases: dict[str, Case], rounds: int, target_s: float) -> dict[str, l
         loop(1)  # warm-up (JIT compiles, first-touch allocations)
         loops[name] = loop
         reps[name] = _calibrate(loop, target_s)
+        single[name] = c.fn is not None and target_s / reps[name] >= SINGLE_CALL_MIN_S
     samples: dict[str, list[float]] = {k: [] for k in cases}
     names = list(cases)
     for r in range(rounds):
@@ -149,9 +173,22 @@ def measure(cases: dict[str, Case], rounds: int, target_s: float) -> dict[str, l
             gc.collect()
             if c.oneshot is not None:
                 samples[name].append(c.oneshot())
+            elif single[name]:
+                samples[name].extend(_timed_calls(c.fn, reps[name]))  # type: ignore[arg-type]
             else:
                 samples[name].append(loops[name](reps[name]) / reps[name])
     return samples
+
+
+def percentile(v: list[float], q: float) -> float:
+    """The q-quantile (0…1) of v, linearly interpolated."""
+    s = sorted(v)
+    if len(s) == 1:
+        return s[0]
+    x = q * (len(s) - 1)
+    i = int(x)
+    j = min(i + 1, len(s) - 1)
+    return s[i] + (s[j] - s[i]) * (x - i)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -197,12 +234,16 @@ class Row:
     labels: dict[str, str] = field(default_factory=dict)  # library -> what its column measures
     note: str = ""
 
+    def values(self, stat: str = "median") -> dict[str, float]:
+        """Seconds per call of each library: ``median`` or ``p10`` (10th percentile) of the samples."""
+        return {k: stat_of(v, stat) for k, v in self.samples.items() if v}
+
     @property
     def medians(self) -> dict[str, float]:
-        return {k: statistics.median(v) for k, v in self.samples.items() if v}
+        return self.values("median")
 
-    def ratio_vs_best(self) -> Optional[tuple[float, str]]:
-        m = self.medians
+    def ratio_vs_best(self, stat: str = "median") -> Optional[tuple[float, str]]:
+        m = self.values(stat)
         if "gorgon_rs" not in m:
             return None
         others = {k: v for k, v in m.items() if k != "gorgon_rs"}
@@ -210,6 +251,14 @@ class Row:
             return None
         best = min(others, key=others.__getitem__)
         return m["gorgon_rs"] / others[best], best
+
+    def checks(self, stat: str = "median") -> list[tuple[Target, Optional[bool], str]]:
+        m = self.values(stat)
+        return [(t, *t.check(m.get("gorgon_rs", float("nan")), m)) for t in self.targets]
+
+
+def stat_of(v: list[float], stat: str) -> float:
+    return statistics.median(v) if stat == "median" else percentile(v, 0.10)
 
 
 def _fmt_time(s: float) -> str:
@@ -222,8 +271,8 @@ def _fmt_time(s: float) -> str:
     return f"{s * 1e9:.3g} ns"
 
 
-def _fmt_cell(row: Row, lib: str) -> str:
-    m = row.medians
+def _fmt_cell(row: Row, lib: str, stat: str) -> str:
+    m = row.values(stat)
     if lib not in m:
         return "—"
     t = m[lib]
@@ -234,13 +283,11 @@ def _fmt_cell(row: Row, lib: str) -> str:
 
 
 def print_row(row: Row) -> None:
-    m = row.medians
+    m, p10 = row.medians, row.values("p10")
     parts = []
     for lib, t in m.items():
-        spread = ""
         s = row.samples[lib]
-        if len(s) > 1:
-            spread = f" [{_fmt_time(min(s))}…{_fmt_time(max(s))}]"
+        spread = f" p10 {_fmt_time(p10[lib])} [{_fmt_time(min(s))}…{_fmt_time(max(s))}, {len(s)} samples]" if len(s) > 1 else ""
         gf = f" = {row.flops / t / 1e9:.1f} GFLOP/s" if row.flops else ""
         lab = f" ({row.labels[lib]})" if lib in row.labels else ""
         parts.append(f"    {lib:10s}{lab} median {_fmt_time(t)}{gf}{spread}")
@@ -248,27 +295,25 @@ def print_row(row: Row) -> None:
     print("\n".join(parts))
     rb = row.ratio_vs_best()
     if rb:
-        print(f"    gorgon_rs ÷ best other ({rb[1]}): {rb[0]:.2f}×")
-    for t in row.targets:
-        ok, msg = t.check(m.get("gorgon_rs", float("nan")), m)
+        print(f"    gorgon_rs ÷ best other ({rb[1]}): {rb[0]:.2f}× (median), "
+              f"{row.ratio_vs_best('p10')[0]:.2f}× (p10)")  # type: ignore[index]
+    for t, ok, msg in row.checks():
         state = "n/a" if ok is None else ("MET" if ok else "MISSED")
         print(f"    target {t.text}: {state} ({msg})")
     sys.stdout.flush()
 
 
-def markdown_table(rows: list[Row], libs: list[str]) -> str:
+def markdown_table(rows: list[Row], libs: list[str], stat: str = "median") -> str:
     head = ["workload", *libs, "gorgon_rs ÷ best other", "target", "met?"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
     for row in rows:
-        m = row.medians
-        rb = row.ratio_vs_best()
+        rb = row.ratio_vs_best(stat)
         ratio = f"{rb[0]:.2f}× ({rb[1]})" if rb else "—"
         tgt, met = [], []
-        for t in row.targets:
-            ok, msg = t.check(m.get("gorgon_rs", float("nan")), m)
+        for t, ok, msg in row.checks(stat):
             tgt.append(t.text)
             met.append(("n/a" if ok is None else ("yes" if ok else "**no**")) + f": {msg}")
-        cells = [row.name, *[_fmt_cell(row, lib) for lib in libs], ratio, "; ".join(tgt) or "—", "; ".join(met) or "—"]
+        cells = [row.name, *[_fmt_cell(row, lib, stat) for lib in libs], ratio, "; ".join(tgt) or "—", "; ".join(met) or "—"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -366,6 +411,8 @@ def machine_info(libs: Libs, threads: int) -> list[str]:
         out.append(f"load average at start: {la[0]:.2f} {la[1]:.2f} {la[2]:.2f} (other processes share these cores)")
     except OSError:
         pass
+    if os.environ.get("OMP_WAIT_POLICY"):
+        out.append(f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}")
     out.append(f"threads: {threads} for every library (GORGON_NUM_THREADS={os.environ.get('GORGON_NUM_THREADS')}, "
                f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}"
                + (f", torch.get_num_threads()={libs.torch.get_num_threads()}" if libs.torch is not None else "") + ")")
@@ -373,6 +420,16 @@ def machine_info(libs: Libs, threads: int) -> list[str]:
     out.append(f"removed from this process's environment: {dropped or 'nothing (OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE were not set)'}")
     vers = dict(libs.versions)
     vers["gorgon_rs"] = f"{gr.__version__} (SIMD: {gr.simd_level()})"
+    try:
+        import subprocess
+
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        rev = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
+        so = [os.path.join(os.path.dirname(gr.__file__), f) for f in os.listdir(os.path.dirname(gr.__file__)) if f.startswith("_native")]
+        built = datetime.datetime.fromtimestamp(os.path.getmtime(so[0])).isoformat(timespec="seconds") if so else "?"
+        out.append(f"gorgon_rs source: git {rev or '?'}; extension built {built}")
+    except (OSError, subprocess.SubprocessError):
+        pass
     out.append("versions: " + ", ".join(f"{k} {v}" for k, v in vers.items()))
     for k, why in libs.skipped.items():
         out.append(f"skipped {k}: {why}")
@@ -1019,8 +1076,11 @@ def main() -> int:
     except OSError:
         pass
     table = markdown_table(bench.rows, libs.columns())
-    print("## Results (median per call; ratio = gorgon_rs time ÷ best other library's time, < 1 means gorgon_rs is faster)\n")
+    table_p10 = markdown_table(bench.rows, libs.columns(), "p10")
+    print("## Results: median per call (ratio = gorgon_rs time ÷ best other library's time; below 1 gorgon_rs is faster)\n")
     print(table)
+    print("\n## Same run, 10th percentile of the samples (less sensitive to other processes on a shared machine)\n")
+    print(table_p10)
     if failures:
         print("\nfailed workloads: " + "; ".join(f"{k}: {v}" for k, v in failures.items()))
     if args.json:
@@ -1028,14 +1088,16 @@ def main() -> int:
             "info": info,
             "args": vars(args),
             "rows": [
-                {"group": r.group, "name": r.name, "samples_s": r.samples, "median_s": r.medians, "flops": r.flops,
-                 "ratio_vs_best": r.ratio_vs_best(), "labels": r.labels, "note": r.note,
-                 "targets": [{"text": t.text, "met": t.check(r.medians.get("gorgon_rs", float("nan")), r.medians)[0],
-                              "detail": t.check(r.medians.get("gorgon_rs", float("nan")), r.medians)[1]} for t in r.targets]}
+                {"group": r.group, "name": r.name, "samples_s": r.samples, "median_s": r.medians, "p10_s": r.values("p10"),
+                 "flops": r.flops, "ratio_vs_best": r.ratio_vs_best(), "ratio_vs_best_p10": r.ratio_vs_best("p10"),
+                 "labels": r.labels, "note": r.note,
+                 "targets": [{"text": t.text, "met": ok, "detail": msg} for t, ok, msg in r.checks()],
+                 "targets_p10": [{"text": t.text, "met": ok, "detail": msg} for t, ok, msg in r.checks("p10")]}
                 for r in bench.rows
             ],
             "failures": failures,
             "table": table,
+            "table_p10": table_p10,
         }
         with open(args.json, "w") as fh:
             json.dump(payload, fh, indent=1)

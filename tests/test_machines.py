@@ -289,6 +289,37 @@ def test_function_calls_from_threads_do_not_interleave():
     assert not errors, errors[:3]
 
 
+RACE = """
+import threading, numpy as np, gorgon_rs as gr
+g = gr.Graph()
+w = g.matrix(gr.float64, (100, 100), name="w", value=np.random.default_rng(0).normal(size=(100, 100)) * 0.01)
+cost = gr.sum(gr.tanh(w @ w))
+gr.grad(cost, [w])
+m = gr.TapeMachine(g)
+m.run_all()
+opt = gr.solvers.SGD(lr=1e-3)
+stop = []
+def runner():
+    while not stop:
+        m.run_all()
+        w.value; w.grad; cost.value
+t = threading.Thread(target=runner)
+t.start()
+for i in range(200):
+    opt.step([w])
+    float(cost.value)
+stop.append(1)
+t.join()
+print("ok")
+"""
+
+
+def test_solver_steps_values_and_runs_in_threads_do_not_deadlock():
+    import subprocess
+    r = subprocess.run([sys.executable, "-c", RACE], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
 def test_run_releases_the_gil():
     g = gr.Graph()
     x = g.matrix(gr.float64, (300, 300), value=np.ones((300, 300)) * 0.001)

@@ -24,7 +24,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from .errors import DTypeError, ShapeError
-from .graph import Node, _apply, _lift, _lift_pair, _same_graph, _where, as_dtype
+from .graph import Node, _apply, _is_py_scalar, _lift, _lift_pair, _same_graph, _where, as_dtype
 
 __all__ = [
     "add", "sub", "mul", "div", "floordiv", "pow", "maximum", "minimum",
@@ -299,7 +299,9 @@ def where(cond: Any, a: Any, b: Any) -> Node:
         x, y = _lift_pair("where", a, b)
     else:
         anchor = nodes[0]
-        dt = np.result_type(np.asarray(a), np.asarray(b))
+        # NumPy 2 (NEP 50): Python scalars are weak and adopt the array operand's dtype.
+        weak = [v.item() if isinstance(v, np.generic) else v if _is_py_scalar(v) else np.asarray(v) for v in (a, b)]
+        dt = np.result_type(*weak)
         x = anchor.graph.constant(np.asarray(a, dtype=dt))
         y = anchor.graph.constant(np.asarray(b, dtype=dt))
     c = cond if isinstance(cond, Node) else _lift(np.asarray(cond), x)
@@ -577,6 +579,8 @@ def broadcast_to(x: Any, shape: Sequence[int]) -> Node:
     """Broadcast to ``shape`` (NumPy rules)."""
     x = _node(x, "broadcast_to")
     s = (int(shape),) if isinstance(shape, (numbers.Integral, np.integer)) else tuple(_int(d, "shape") for d in shape)
+    if any(d < 0 for d in s):
+        raise _fail(ShapeError, "broadcast_to", [x], f"all elements of broadcast shape {s} must be non-negative")
     if s == x.shape:
         return x
     return _apply("broadcast_to", [x], shape=list(s))

@@ -28,21 +28,23 @@ pub enum StateBufs<'a> {
     F64(Vec<&'a mut [f64]>),
 }
 
-fn grad_copy(graph: &SharedGraph, g: &Graph, p: NodeId) -> Result<Tensor> {
-    let _ = graph;
-    let Some(&gid) = g.grad_of.get(&p) else {
-        let n = g.node(p);
-        return Err(Error::Graph(format!("solver step: parameter {} has no gradient; build it with gr.grad(cost, [...]) and run a machine first", n.describe(p))));
-    };
-    if let Some(src) = g.result_source() {
-        if let Some(r) = src.value_of(gid) {
-            return r;
+/// The gradient of parameter `p` from the last run. The machine is asked with the graph lock
+/// released (lock order: machine state, then graph — `run_all` takes them in that order).
+fn grad_copy(graph: &SharedGraph, p: NodeId) -> Result<Tensor> {
+    {
+        let g = crate::vm::read(graph)?;
+        if !g.grad_of.contains_key(&p) {
+            let n = g.node(p);
+            return Err(Error::Graph(format!("solver step: parameter {} has no gradient; build it with gr.grad(cost, [...]) and run a machine first", n.describe(p))));
         }
     }
-    if let Some(v) = g.stored_value(gid) {
-        return Ok(v.view().to_owned());
+    match crate::vm::grad_node_value(graph, p)? {
+        Some(t) => Ok(t),
+        None => {
+            let g = crate::vm::read(graph)?;
+            Err(Error::Graph(format!("solver step: the gradient of parameter {} has not been computed; run the machine before step()", g.node(p).label(p))))
+        }
     }
-    Err(Error::Graph(format!("solver step: the gradient of parameter {} has not been computed; run the machine before step()", g.node(p).label(p))))
 }
 
 /// Applies one step to every parameter in `params` (leaves of `graph`).
@@ -51,7 +53,7 @@ pub fn step(graph: &SharedGraph, rule: &Rule, prep: &GradPrep, t: u64, params: &
         return Err(Error::Internal("solver step: one state list per parameter is required".into()));
     }
     // Gradients first (copies taken without holding the graph write lock), then updates.
-    let grads: Vec<Tensor> = {
+    {
         let g = crate::vm::read(graph)?;
         for &p in params {
             let n = g.try_node(p)?;
@@ -62,8 +64,8 @@ pub fn step(graph: &SharedGraph, rule: &Rule, prep: &GradPrep, t: u64, params: &
                 return Err(Error::Graph(format!("solver step: parameter {} has no value", n.label(p))));
             }
         }
-        params.iter().map(|&p| grad_copy(graph, &g, p)).collect::<Result<_>>()?
-    };
+    }
+    let grads: Vec<Tensor> = params.iter().map(|&p| grad_copy(graph, p)).collect::<Result<_>>()?;
     let mut g = write(graph)?;
     match rule {
         Rule::Elementwise(r) => {

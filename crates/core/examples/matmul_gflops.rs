@@ -31,12 +31,19 @@ fn main() {
         let n: usize = args[2].parse().unwrap();
         for dt in [DType::F32, DType::F64] {
             let (g, reps) = time(dt, &[b], n);
-            println!("{} B={} N={:5}: {:7.1} GFLOP/s (best of {})", dt, b, n, g, reps);
+            println!(
+                "{} B={} N={:5}: {:7.1} GFLOP/s (best of {})",
+                dt, b, n, g, reps
+            );
         }
         return;
     }
     let nums: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
-    let sizes = if nums.is_empty() { vec![256, 512, 1024, 2048] } else { nums };
+    let sizes = if nums.is_empty() {
+        vec![256, 512, 1024, 2048]
+    } else {
+        nums
+    };
     for dt in [DType::F32, DType::F64] {
         for &n in &sizes {
             let (g, reps) = time(dt, &[], n);

@@ -7,7 +7,7 @@
 
 use crate::error::{fmt_shape, CoreError, Result};
 use crate::{DType, Element};
-use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, IxDyn, ShapeBuilder, Slice};
+use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, IxDyn, Slice};
 
 /// An owned, dtype-erased tensor on the CPU.
 ///
@@ -281,27 +281,10 @@ impl<'a> TensorView<'a> {
             detail: format!("cannot broadcast {} to {}", fmt_shape(self.shape()), fmt_shape(shape)),
         };
         fn go<'b, T: Element>(a: ArrayViewD<'b, T>, shape: &[usize]) -> Option<ArrayViewD<'b, T>> {
-            let (ish, ist) = (a.shape(), a.strides());
-            if ish.len() > shape.len() {
-                return None;
-            }
-            let lead = shape.len() - ish.len();
-            let mut strides = vec![0isize; shape.len()];
-            for i in 0..ish.len() {
-                let d = shape[lead + i];
-                if ish[i] == d {
-                    strides[lead + i] = if d == 1 { 0 } else { ist[i] };
-                } else if ish[i] == 1 {
-                    strides[lead + i] = 0;
-                } else {
-                    return None;
-                }
-            }
-            let st: Vec<usize> = strides.iter().map(|&s| s as usize).collect();
-            // SAFETY: every index reachable with these strides maps to an element of `a`
-            // (broadcast axes have stride 0, others keep `a`'s stride and extent), and the
-            // result borrows the same data for the same lifetime 'b.
-            Some(unsafe { ArrayViewD::from_shape_ptr(IxDyn(shape).strides(IxDyn(&st)), a.as_ptr()) })
+            let v = a.broadcast(IxDyn(shape))?;
+            // SAFETY: `v` views the same elements as `a`, which are borrowed for 'b; only the
+            // lifetime of the temporary borrow of `a` is extended to that of its data.
+            Some(unsafe { std::mem::transmute::<ArrayViewD<'_, T>, ArrayViewD<'b, T>>(v) })
         }
         Ok(match self.clone() {
             TensorView::F32(a) => TensorView::F32(go(a, shape).ok_or_else(err)?),
@@ -366,6 +349,10 @@ mod tests {
         assert_eq!(bv.to_owned().to_vec_f64(), vec![1., 2., 1., 2., 1., 2.]);
         let s = t.view().slice(&[(0, 2, 1), (2, -1, -2)]).unwrap();
         assert_eq!(s.to_owned().to_vec_f64(), vec![2., 0., 5., 3.]);
+        // Broadcasting a view with negative strides.
+        let r = t.view().slice(&[(1, -1, -1), (0, 3, 1)]).unwrap();
+        let rb = r.broadcast_to(&[2, 2, 3]).unwrap();
+        assert_eq!(rb.to_owned().to_vec_f64(), vec![3., 4., 5., 0., 1., 2., 3., 4., 5., 0., 1., 2.]);
     }
 
     #[test]

@@ -43,11 +43,21 @@ fn rand_tensor(dt: DType, shape: &[usize], seed: u64) -> Tensor {
     let mut r = Rng::new(seed);
     let n = numel(shape);
     match dt {
-        DType::F32 => Tensor::from_vec((0..n).map(|_| r.f() as f32).collect::<Vec<_>>(), shape).unwrap(),
+        DType::F32 => {
+            Tensor::from_vec((0..n).map(|_| r.f() as f32).collect::<Vec<_>>(), shape).unwrap()
+        }
         DType::F64 => Tensor::from_vec((0..n).map(|_| r.f()).collect::<Vec<_>>(), shape).unwrap(),
-        DType::I32 => Tensor::from_vec((0..n).map(|_| r.int(-3, 3) as i32).collect::<Vec<_>>(), shape).unwrap(),
-        DType::I64 => Tensor::from_vec((0..n).map(|_| r.int(-3, 3)).collect::<Vec<_>>(), shape).unwrap(),
-        DType::Bool => Tensor::from_vec((0..n).map(|_| r.next() % 2 == 0).collect::<Vec<_>>(), shape).unwrap(),
+        DType::I32 => Tensor::from_vec(
+            (0..n).map(|_| r.int(-3, 3) as i32).collect::<Vec<_>>(),
+            shape,
+        )
+        .unwrap(),
+        DType::I64 => {
+            Tensor::from_vec((0..n).map(|_| r.int(-3, 3)).collect::<Vec<_>>(), shape).unwrap()
+        }
+        DType::Bool => {
+            Tensor::from_vec((0..n).map(|_| r.next() & 1 == 0).collect::<Vec<_>>(), shape).unwrap()
+        }
     }
 }
 
@@ -101,7 +111,8 @@ fn view_of<'a>(t: &'a Tensor, shape: &[usize], layout: &Layout) -> TensorView<'a
             }
             let ts = t.shape();
             // elements 2*s0-1, 2*s0-3, ..., 1 (step -2) along axis 0
-            let mut spec: Vec<(isize, isize, isize)> = ts.iter().map(|&d| (0, d as isize, 1)).collect();
+            let mut spec: Vec<(isize, isize, isize)> =
+                ts.iter().map(|&d| (0, d as isize, 1)).collect();
             spec[0] = (ts[0] as isize - 2, -1, -2);
             let v = t.view().slice(&spec).unwrap();
             assert_eq!(v.shape(), shape);
@@ -111,11 +122,18 @@ fn view_of<'a>(t: &'a Tensor, shape: &[usize], layout: &Layout) -> TensorView<'a
     }
 }
 
-const LAYOUTS: [Layout; 4] = [Layout::Contiguous, Layout::Permuted, Layout::Reversed, Layout::Broadcast];
+const LAYOUTS: [Layout; 4] = [
+    Layout::Contiguous,
+    Layout::Permuted,
+    Layout::Reversed,
+    Layout::Broadcast,
+];
 
 /// All subsets of `0..nd`, sorted.
 fn subsets(nd: usize) -> Vec<Vec<usize>> {
-    (0..1usize << nd).map(|m| (0..nd).filter(|&a| m >> a & 1 == 1).collect()).collect()
+    (0..1usize << nd)
+        .map(|m| (0..nd).filter(|&a| m >> a & 1 == 1).collect())
+        .collect()
 }
 
 fn close(got: &[f64], want: &[f64], tol: f64, what: &str) {
@@ -160,7 +178,13 @@ fn reduce_ref(op: ReduceOp, dt: DType, data: &[f64], shape: &[usize], axes: &[us
         pos += 1;
     });
     let int = dt.is_int();
-    let wrap = |v: i64| if dt == DType::I32 { v as i32 as f64 } else { v as f64 };
+    let wrap = |v: i64| {
+        if dt == DType::I32 {
+            v as i32 as f64
+        } else {
+            v as f64
+        }
+    };
     groups
         .iter()
         .map(|g| match op {
@@ -180,17 +204,33 @@ fn reduce_ref(op: ReduceOp, dt: DType, data: &[f64], shape: &[usize], axes: &[us
         .collect()
 }
 
-fn check_reduce(op: ReduceOp, dt: DType, shape: &[usize], axes: &[usize], layout: &Layout, seed: u64) {
+fn check_reduce(
+    op: ReduceOp,
+    dt: DType,
+    shape: &[usize],
+    axes: &[usize],
+    layout: &Layout,
+    seed: u64,
+) {
     let st = storage(dt, shape, layout, seed);
     let v = view_of(&st, shape, layout);
     let data = v.to_owned().to_vec_f64();
-    let kept: Vec<usize> = (0..shape.len()).filter(|a| !axes.contains(a)).map(|a| shape[a]).collect();
+    let kept: Vec<usize> = (0..shape.len())
+        .filter(|a| !axes.contains(a))
+        .map(|a| shape[a])
+        .collect();
     let mut out = Tensor::zeros(dt, &kept);
-    let what = format!("{op:?} {dt} {shape:?} axes {axes:?} layout {}", layout_name(layout));
+    let what = format!(
+        "{op:?} {dt} {shape:?} axes {axes:?} layout {}",
+        layout_name(layout)
+    );
     let n_red: usize = axes.iter().map(|&a| shape[a]).product();
     let res = reduce(op, &v, axes, &mut out);
     if n_red == 0 && matches!(op, ReduceOp::Max | ReduceOp::Min) {
-        assert!(matches!(res, Err(CoreError::Shape { .. })), "{what}: expected a shape error, got {res:?}");
+        assert!(
+            matches!(res, Err(CoreError::Shape { .. })),
+            "{what}: expected a shape error, got {res:?}"
+        );
         return;
     }
     res.unwrap_or_else(|e| panic!("{what}: {e}"));
@@ -212,13 +252,30 @@ fn layout_name(l: &Layout) -> &'static str {
     }
 }
 
-const FLOAT_OPS: [ReduceOp; 6] =
-    [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max, ReduceOp::Min, ReduceOp::Prod, ReduceOp::LogSumExp];
+const FLOAT_OPS: [ReduceOp; 6] = [
+    ReduceOp::Sum,
+    ReduceOp::Mean,
+    ReduceOp::Max,
+    ReduceOp::Min,
+    ReduceOp::Prod,
+    ReduceOp::LogSumExp,
+];
 const INT_OPS: [ReduceOp; 4] = [ReduceOp::Sum, ReduceOp::Max, ReduceOp::Min, ReduceOp::Prod];
 
 #[test]
 fn reduce_small_shapes_all_axes_all_layouts() {
-    let shapes: &[&[usize]] = &[&[], &[0], &[5], &[0, 3], &[3, 0], &[4, 5], &[1, 7, 1], &[3, 4, 5], &[2, 3, 2, 5], &[17, 33]];
+    let shapes: &[&[usize]] = &[
+        &[],
+        &[0],
+        &[5],
+        &[0, 3],
+        &[3, 0],
+        &[4, 5],
+        &[1, 7, 1],
+        &[3, 4, 5],
+        &[2, 3, 2, 5],
+        &[17, 33],
+    ];
     let mut seed = 1;
     for &shape in shapes {
         for axes in subsets(shape.len()) {
@@ -258,11 +315,39 @@ fn reduce_large_threaded_paths() {
             if op == ReduceOp::Prod {
                 continue; // products of many values in [-1, 1) underflow to 0: uninformative
             }
-            check_reduce(op, DType::F32, shape, axes, &Layout::Contiguous, 100 + i as u64);
-            check_reduce(op, DType::F64, shape, axes, &Layout::Permuted, 200 + i as u64);
+            check_reduce(
+                op,
+                DType::F32,
+                shape,
+                axes,
+                &Layout::Contiguous,
+                100 + i as u64,
+            );
+            check_reduce(
+                op,
+                DType::F64,
+                shape,
+                axes,
+                &Layout::Permuted,
+                200 + i as u64,
+            );
         }
-        check_reduce(ReduceOp::Sum, DType::I32, shape, axes, &Layout::Contiguous, 300 + i as u64);
-        check_reduce(ReduceOp::Max, DType::I64, shape, axes, &Layout::Reversed, 400 + i as u64);
+        check_reduce(
+            ReduceOp::Sum,
+            DType::I32,
+            shape,
+            axes,
+            &Layout::Contiguous,
+            300 + i as u64,
+        );
+        check_reduce(
+            ReduceOp::Max,
+            DType::I64,
+            shape,
+            axes,
+            &Layout::Reversed,
+            400 + i as u64,
+        );
     }
 }
 
@@ -297,7 +382,11 @@ fn reduce_nan_empty_and_errors() {
 
     // empty reductions, NumPy's values
     let e = Tensor::zeros(DType::F64, &[0, 3]);
-    for (op, want) in [(ReduceOp::Sum, 0.0), (ReduceOp::Prod, 1.0), (ReduceOp::LogSumExp, f64::NEG_INFINITY)] {
+    for (op, want) in [
+        (ReduceOp::Sum, 0.0),
+        (ReduceOp::Prod, 1.0),
+        (ReduceOp::LogSumExp, f64::NEG_INFINITY),
+    ] {
         let mut out = Tensor::full(DType::F64, &[3], 7.0).unwrap();
         reduce(op, &e.view(), &[0], &mut out).unwrap();
         assert_eq!(out.to_vec_f64(), vec![want; 3]);
@@ -306,38 +395,124 @@ fn reduce_nan_empty_and_errors() {
     reduce(ReduceOp::Mean, &e.view(), &[0], &mut out).unwrap();
     assert!(out.to_vec_f64().iter().all(|v| v.is_nan()));
     let err = reduce(ReduceOp::Max, &e.view(), &[0], &mut out).unwrap_err();
-    assert!(matches!(err, CoreError::Shape { .. }) && err.to_string().contains("(0, 3)"), "{err}");
+    assert!(
+        matches!(err, CoreError::Shape { .. }) && err.to_string().contains("(0, 3)"),
+        "{err}"
+    );
     // reducing the non-empty axis of an empty array is fine: empty out
     let mut out = Tensor::zeros(DType::F64, &[0]);
     reduce(ReduceOp::Max, &e.view(), &[1], &mut out).unwrap();
 
     // logsumexp stability and infinities
-    let x = Tensor::from_vec(vec![1000.0f64, 1000.0, f64::NEG_INFINITY, f64::NEG_INFINITY], &[2, 2]).unwrap();
+    let x = Tensor::from_vec(
+        vec![1000.0f64, 1000.0, f64::NEG_INFINITY, f64::NEG_INFINITY],
+        &[2, 2],
+    )
+    .unwrap();
     let mut out = Tensor::zeros(DType::F64, &[2]);
     reduce(ReduceOp::LogSumExp, &x.view(), &[1], &mut out).unwrap();
     let v = out.to_vec_f64();
-    assert!((v[0] - (1000.0 + 2f64.ln())).abs() < 1e-9 && v[1] == f64::NEG_INFINITY, "{v:?}");
+    assert!(
+        (v[0] - (1000.0 + 2f64.ln())).abs() < 1e-9 && v[1] == f64::NEG_INFINITY,
+        "{v:?}"
+    );
 
     // dtype / shape / axis errors
     let xi = Tensor::zeros(DType::I32, &[2, 3]);
     let mut oi = Tensor::zeros(DType::I32, &[2]);
-    assert!(matches!(reduce(ReduceOp::Mean, &xi.view(), &[1], &mut oi), Err(CoreError::DType { .. })));
-    assert!(matches!(reduce(ReduceOp::LogSumExp, &xi.view(), &[1], &mut oi), Err(CoreError::DType { .. })));
+    assert!(matches!(
+        reduce(ReduceOp::Mean, &xi.view(), &[1], &mut oi),
+        Err(CoreError::DType { .. })
+    ));
+    assert!(matches!(
+        reduce(ReduceOp::LogSumExp, &xi.view(), &[1], &mut oi),
+        Err(CoreError::DType { .. })
+    ));
     let xb = Tensor::zeros(DType::Bool, &[2, 3]);
     let mut ob = Tensor::zeros(DType::Bool, &[2]);
-    assert!(matches!(reduce(ReduceOp::Sum, &xb.view(), &[1], &mut ob), Err(CoreError::DType { .. })));
+    assert!(matches!(
+        reduce(ReduceOp::Sum, &xb.view(), &[1], &mut ob),
+        Err(CoreError::DType { .. })
+    ));
     let mut of = Tensor::zeros(DType::F32, &[2]);
-    assert!(matches!(reduce(ReduceOp::Sum, &xi.view(), &[1], &mut of), Err(CoreError::DType { .. })));
+    assert!(matches!(
+        reduce(ReduceOp::Sum, &xi.view(), &[1], &mut of),
+        Err(CoreError::DType { .. })
+    ));
     let mut bad = Tensor::zeros(DType::I32, &[3]);
-    assert!(matches!(reduce(ReduceOp::Sum, &xi.view(), &[1], &mut bad), Err(CoreError::Shape { .. })));
-    assert!(matches!(reduce(ReduceOp::Sum, &xi.view(), &[2], &mut oi), Err(CoreError::Index { .. })));
+    assert!(matches!(
+        reduce(ReduceOp::Sum, &xi.view(), &[1], &mut bad),
+        Err(CoreError::Shape { .. })
+    ));
+    assert!(matches!(
+        reduce(ReduceOp::Sum, &xi.view(), &[2], &mut oi),
+        Err(CoreError::Index { .. })
+    ));
     // keepdims-shaped out is accepted
     let mut keep = Tensor::zeros(DType::I32, &[2, 1]);
     reduce(ReduceOp::Sum, &xi.view(), &[1], &mut keep).unwrap();
 }
 
+#[test]
+fn reduce_nan_anywhere_in_long_rows() {
+    // NaN at every kind of position: inside 4-vector blocks, single-vector tail, scalar tail
+    for len in [1usize, 7, 31, 32, 33, 100, 4099] {
+        for pos in [0, len / 3, len.saturating_sub(1), 37 % len, 70 % len] {
+            for dt in [DType::F32, DType::F64] {
+                let mut v: Vec<f64> = (0..len).map(|i| ((i * 37) % 11) as f64 - 5.0).collect();
+                v[pos] = f64::NAN;
+                let x = match dt {
+                    DType::F32 => {
+                        Tensor::from_vec(v.iter().map(|&a| a as f32).collect::<Vec<_>>(), &[1, len])
+                            .unwrap()
+                    }
+                    _ => Tensor::from_vec(v.clone(), &[1, len]).unwrap(),
+                };
+                for op in [
+                    ReduceOp::Max,
+                    ReduceOp::Min,
+                    ReduceOp::Sum,
+                    ReduceOp::LogSumExp,
+                ] {
+                    let mut out = Tensor::zeros(dt, &[1]);
+                    reduce(op, &x.view(), &[1], &mut out).unwrap();
+                    assert!(
+                        out.to_vec_f64()[0].is_nan(),
+                        "{op:?} {dt} len {len} pos {pos}"
+                    );
+                }
+                for is_max in [true, false] {
+                    let mut out = Tensor::zeros(DType::I64, &[1]);
+                    arg_reduce(is_max, &x.view(), Some(1), &mut out).unwrap();
+                    assert_eq!(out.to_vec_f64()[0], pos as f64);
+                }
+                // without the NaN: exact extremes
+                v[pos] = 0.5;
+                let x = Tensor::from_vec(v.clone(), &[len]).unwrap();
+                let mut out = Tensor::zeros(DType::F64, &[]);
+                reduce(ReduceOp::Max, &x.view(), &[0], &mut out).unwrap();
+                assert_eq!(
+                    out.to_vec_f64()[0],
+                    v.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+                );
+                reduce(ReduceOp::Min, &x.view(), &[0], &mut out).unwrap();
+                assert_eq!(
+                    out.to_vec_f64()[0],
+                    v.iter().copied().fold(f64::INFINITY, f64::min)
+                );
+            }
+        }
+    }
+}
+
 fn arg_ref(is_max: bool, data: &[f64], shape: &[usize], axis: Option<usize>) -> Vec<f64> {
-    let better = |v: f64, b: f64| if is_max { v > b || (v.is_nan() && !b.is_nan()) } else { v < b || (v.is_nan() && !b.is_nan()) };
+    let better = |v: f64, b: f64| {
+        if is_max {
+            v > b || (v.is_nan() && !b.is_nan())
+        } else {
+            v < b || (v.is_nan() && !b.is_nan())
+        }
+    };
     let pick = |g: &[f64]| {
         let mut bi = 0;
         for i in 1..g.len() {
@@ -384,12 +559,19 @@ fn arg_reduce_matches_reference() {
                         let data = v.to_owned().to_vec_f64();
                         let kept: Vec<usize> = match axis {
                             None => vec![],
-                            Some(a) => (0..shape.len()).filter(|&d| d != a).map(|d| shape[d]).collect(),
+                            Some(a) => (0..shape.len())
+                                .filter(|&d| d != a)
+                                .map(|d| shape[d])
+                                .collect(),
                         };
                         let mut out = Tensor::zeros(DType::I64, &kept);
                         arg_reduce(is_max, &v, axis, &mut out).unwrap();
                         // ints in [-3, 3] have many ties: first occurrence must win
-                        assert_eq!(out.to_vec_f64(), arg_ref(is_max, &data, shape, axis), "{dt} {shape:?} {axis:?} max={is_max}");
+                        assert_eq!(
+                            out.to_vec_f64(),
+                            arg_ref(is_max, &data, shape, axis),
+                            "{dt} {shape:?} {axis:?} max={is_max}"
+                        );
                     }
                 }
             }
@@ -405,18 +587,30 @@ fn arg_reduce_matches_reference() {
     // errors
     let e = Tensor::zeros(DType::F32, &[0, 3]);
     let mut out = Tensor::zeros(DType::I64, &[3]);
-    assert!(matches!(arg_reduce(true, &e.view(), Some(0), &mut out), Err(CoreError::Shape { .. })));
+    assert!(matches!(
+        arg_reduce(true, &e.view(), Some(0), &mut out),
+        Err(CoreError::Shape { .. })
+    ));
     let mut out0 = Tensor::zeros(DType::I64, &[0]);
     arg_reduce(true, &e.view(), Some(1), &mut out0).unwrap();
     let mut wrong = Tensor::zeros(DType::I32, &[3]);
     let x = Tensor::zeros(DType::F32, &[2, 3]);
-    assert!(matches!(arg_reduce(true, &x.view(), Some(0), &mut wrong), Err(CoreError::DType { .. })));
+    assert!(matches!(
+        arg_reduce(true, &x.view(), Some(0), &mut wrong),
+        Err(CoreError::DType { .. })
+    ));
 }
 
 // ----------------------------------------------------------------------------------------
 // matmul
 
-fn matmul_ref(a: &[f64], ash: &[usize], b: &[f64], bsh: &[usize], dt: DType) -> (Vec<f64>, Vec<usize>) {
+fn matmul_ref(
+    a: &[f64],
+    ash: &[usize],
+    b: &[f64],
+    bsh: &[usize],
+    dt: DType,
+) -> (Vec<f64>, Vec<usize>) {
     let (m, k) = (ash[ash.len() - 2], ash[ash.len() - 1]);
     let n = bsh[bsh.len() - 1];
     let abat = &ash[..ash.len() - 2];
@@ -428,7 +622,11 @@ fn matmul_ref(a: &[f64], ash: &[usize], b: &[f64], bsh: &[usize], dt: DType) -> 
         v
     };
     let (pa, pb) = (pad(abat), pad(bbat));
-    let batch: Vec<usize> = pa.iter().zip(&pb).map(|(&x, &y)| if x == 1 { y } else { x }).collect();
+    let batch: Vec<usize> = pa
+        .iter()
+        .zip(&pb)
+        .map(|(&x, &y)| if x == 1 { y } else { x })
+        .collect();
     let mut out = vec![];
     for_each_index(&batch, |bi| {
         let (mut oa, mut ob) = (0, 0);
@@ -463,9 +661,19 @@ fn check_matmul(dt: DType, ash: &[usize], bsh: &[usize], la: &Layout, lb: &Layou
     let sa = storage(dt, ash, la, seed);
     let sb = storage(dt, bsh, lb, seed + 7);
     let (va, vb) = (view_of(&sa, ash, la), view_of(&sb, bsh, lb));
-    let (want, osh) = matmul_ref(&va.to_owned().to_vec_f64(), ash, &vb.to_owned().to_vec_f64(), bsh, dt);
+    let (want, osh) = matmul_ref(
+        &va.to_owned().to_vec_f64(),
+        ash,
+        &vb.to_owned().to_vec_f64(),
+        bsh,
+        dt,
+    );
     let mut out = Tensor::full(dt, &osh, 3.0).unwrap();
-    let what = format!("{dt} {ash:?}@{bsh:?} {}x{}", layout_name(la), layout_name(lb));
+    let what = format!(
+        "{dt} {ash:?}@{bsh:?} {}x{}",
+        layout_name(la),
+        layout_name(lb)
+    );
     matmul(&va, &vb, &mut out).unwrap_or_else(|e| panic!("{what}: {e}"));
     let k = ash[ash.len() - 1] as f64;
     let tol = match dt {
@@ -506,12 +714,47 @@ fn matmul_matches_reference() {
 #[test]
 fn matmul_large_and_batched_threaded() {
     // big single product (row-block / matrixmultiply-threaded path), transposed operand
-    check_matmul(DType::F32, &[300, 200], &[200, 500], &Layout::Contiguous, &Layout::Permuted, 1);
-    check_matmul(DType::F64, &[257, 129], &[129, 263], &Layout::Reversed, &Layout::Contiguous, 2);
+    check_matmul(
+        DType::F32,
+        &[300, 200],
+        &[200, 500],
+        &Layout::Contiguous,
+        &Layout::Permuted,
+        1,
+    );
+    check_matmul(
+        DType::F64,
+        &[257, 129],
+        &[129, 263],
+        &Layout::Reversed,
+        &Layout::Contiguous,
+        2,
+    );
     // many small matrices (parallel over the batch), broadcast right operand
-    check_matmul(DType::F32, &[64, 16, 24], &[24, 16], &Layout::Contiguous, &Layout::Contiguous, 3);
-    check_matmul(DType::F64, &[8, 8, 40, 40], &[8, 1, 40, 40], &Layout::Permuted, &Layout::Contiguous, 4);
-    check_matmul(DType::I64, &[16, 20, 30], &[16, 30, 40], &Layout::Contiguous, &Layout::Contiguous, 5);
+    check_matmul(
+        DType::F32,
+        &[64, 16, 24],
+        &[24, 16],
+        &Layout::Contiguous,
+        &Layout::Contiguous,
+        3,
+    );
+    check_matmul(
+        DType::F64,
+        &[8, 8, 40, 40],
+        &[8, 1, 40, 40],
+        &Layout::Permuted,
+        &Layout::Contiguous,
+        4,
+    );
+    check_matmul(
+        DType::I64,
+        &[16, 20, 30],
+        &[16, 30, 40],
+        &Layout::Contiguous,
+        &Layout::Contiguous,
+        5,
+    );
 }
 
 #[test]
@@ -520,7 +763,13 @@ fn matmul_zero_stride_inside_matrix() {
     let row = rand_tensor(DType::F64, &[1, 4], 11);
     let a = row.view().broadcast_to(&[3, 4]).unwrap();
     let b = rand_tensor(DType::F64, &[4, 2], 12);
-    let (want, _) = matmul_ref(&a.to_owned().to_vec_f64(), &[3, 4], &b.to_vec_f64(), &[4, 2], DType::F64);
+    let (want, _) = matmul_ref(
+        &a.to_owned().to_vec_f64(),
+        &[3, 4],
+        &b.to_vec_f64(),
+        &[4, 2],
+        DType::F64,
+    );
     let mut out = Tensor::zeros(DType::F64, &[3, 2]);
     matmul(&a, &b.view(), &mut out).unwrap();
     close(&out.to_vec_f64(), &want, 1e-14, "zero-stride");
@@ -533,25 +782,46 @@ fn matmul_errors() {
     let mut out = Tensor::zeros(DType::F32, &[2, 5]);
     let err = matmul(&a.view(), &b.view(), &mut out).unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, CoreError::Shape { .. }) && msg.contains("(2, 3)") && msg.contains("(4, 5)"), "{msg}");
+    assert!(
+        matches!(err, CoreError::Shape { .. }) && msg.contains("(2, 3)") && msg.contains("(4, 5)"),
+        "{msg}"
+    );
     let b = Tensor::zeros(DType::F32, &[3, 5]);
     let mut bad = Tensor::zeros(DType::F32, &[5, 2]);
-    assert!(matches!(matmul(&a.view(), &b.view(), &mut bad), Err(CoreError::Shape { .. })));
+    assert!(matches!(
+        matmul(&a.view(), &b.view(), &mut bad),
+        Err(CoreError::Shape { .. })
+    ));
     let mut wrong_dt = Tensor::zeros(DType::F64, &[2, 5]);
-    assert!(matches!(matmul(&a.view(), &b.view(), &mut wrong_dt), Err(CoreError::DType { .. })));
+    assert!(matches!(
+        matmul(&a.view(), &b.view(), &mut wrong_dt),
+        Err(CoreError::DType { .. })
+    ));
     let b64 = Tensor::zeros(DType::F64, &[3, 5]);
-    assert!(matches!(matmul(&a.view(), &b64.view(), &mut out), Err(CoreError::DType { .. })));
+    assert!(matches!(
+        matmul(&a.view(), &b64.view(), &mut out),
+        Err(CoreError::DType { .. })
+    ));
     let v = Tensor::zeros(DType::F32, &[3]);
     let mut o1 = Tensor::zeros(DType::F32, &[2]);
-    assert!(matches!(matmul(&a.view(), &v.view(), &mut o1), Err(CoreError::Shape { .. })));
+    assert!(matches!(
+        matmul(&a.view(), &v.view(), &mut o1),
+        Err(CoreError::Shape { .. })
+    ));
     let a3 = Tensor::zeros(DType::F32, &[2, 2, 3]);
     let b3 = Tensor::zeros(DType::F32, &[3, 3, 5]);
     let mut o3 = Tensor::zeros(DType::F32, &[3, 2, 5]);
-    assert!(matches!(matmul(&a3.view(), &b3.view(), &mut o3), Err(CoreError::Shape { .. })));
+    assert!(matches!(
+        matmul(&a3.view(), &b3.view(), &mut o3),
+        Err(CoreError::Shape { .. })
+    ));
     let ab = Tensor::zeros(DType::Bool, &[2, 3]);
     let bb = Tensor::zeros(DType::Bool, &[3, 5]);
     let mut ob = Tensor::zeros(DType::Bool, &[2, 5]);
-    assert!(matches!(matmul(&ab.view(), &bb.view(), &mut ob), Err(CoreError::DType { .. })));
+    assert!(matches!(
+        matmul(&ab.view(), &bb.view(), &mut ob),
+        Err(CoreError::DType { .. })
+    ));
 }
 
 // ----------------------------------------------------------------------------------------
@@ -565,10 +835,16 @@ fn softmax_ref(data: &[f64], shape: &[usize], axis: usize, log: bool) -> Vec<f64
     for o in 0..outer {
         for c in 0..inner {
             let at = |i: usize| o * n * inner + i * inner + c;
-            let m = (0..n).map(|i| data[at(i)]).fold(f64::NEG_INFINITY, f64::max);
+            let m = (0..n)
+                .map(|i| data[at(i)])
+                .fold(f64::NEG_INFINITY, f64::max);
             let s: f64 = (0..n).map(|i| (data[at(i)] - m).exp()).sum();
             for i in 0..n {
-                out[at(i)] = if log { data[at(i)] - m - s.ln() } else { (data[at(i)] - m).exp() / s };
+                out[at(i)] = if log {
+                    data[at(i)] - m - s.ln()
+                } else {
+                    (data[at(i)] - m).exp() / s
+                };
             }
         }
     }
@@ -601,7 +877,17 @@ fn softmax_bwd_ref(y: &[f64], g: &[f64], shape: &[usize], axis: usize, log: bool
 
 #[test]
 fn softmax_forward_and_backward() {
-    let shapes: &[&[usize]] = &[&[5], &[3, 4], &[2, 3, 4], &[0, 3], &[3, 0], &[1, 1], &[2, 700, 3], &[600, 500], &[3, 1000, 100]];
+    let shapes: &[&[usize]] = &[
+        &[5],
+        &[3, 4],
+        &[2, 3, 4],
+        &[0, 3],
+        &[3, 0],
+        &[1, 1],
+        &[2, 700, 3],
+        &[600, 500],
+        &[3, 1000, 100],
+    ];
     let mut seed = 700;
     for &shape in shapes {
         for axis in 0..shape.len() {
@@ -612,9 +898,14 @@ fn softmax_forward_and_backward() {
                         let st = storage(dt, shape, layout, seed);
                         let x = view_of(&st, shape, layout);
                         // spread inputs widely to exercise the max shift
-                        let xd: Vec<f64> = x.to_owned().to_vec_f64().iter().map(|v| v * 30.0).collect();
+                        let xd: Vec<f64> =
+                            x.to_owned().to_vec_f64().iter().map(|v| v * 30.0).collect();
                         let xs = if dt == DType::F32 {
-                            Tensor::from_vec(xd.iter().map(|&v| v as f32).collect::<Vec<_>>(), shape).unwrap()
+                            Tensor::from_vec(
+                                xd.iter().map(|&v| v as f32).collect::<Vec<_>>(),
+                                shape,
+                            )
+                            .unwrap()
                         } else {
                             Tensor::from_vec(xd.clone(), shape).unwrap()
                         };
@@ -628,15 +919,31 @@ fn softmax_forward_and_backward() {
                         close(&out.to_vec_f64(), &want, tol, &what);
                         let mut out2 = Tensor::zeros(dt, shape);
                         softmax(&x, axis, log, &mut out2).unwrap();
-                        close(&out2.to_vec_f64(), &softmax_ref(&x.to_owned().to_vec_f64(), shape, axis, log), tol, &what);
+                        close(
+                            &out2.to_vec_f64(),
+                            &softmax_ref(&x.to_owned().to_vec_f64(), shape, axis, log),
+                            tol,
+                            &what,
+                        );
 
                         // backward with y = out, g random (non-contiguous when layout says so)
                         let gst = storage(dt, shape, layout, seed + 99);
                         let g = view_of(&gst, shape, layout);
                         let mut gout = Tensor::zeros(dt, shape);
                         softmax_backward(&out.view(), &g, axis, log, &mut gout).unwrap();
-                        let want = softmax_bwd_ref(&out.to_vec_f64(), &g.to_owned().to_vec_f64(), shape, axis, log);
-                        close(&gout.to_vec_f64(), &want, tol * 10.0, &format!("{what} backward"));
+                        let want = softmax_bwd_ref(
+                            &out.to_vec_f64(),
+                            &g.to_owned().to_vec_f64(),
+                            shape,
+                            axis,
+                            log,
+                        );
+                        close(
+                            &gout.to_vec_f64(),
+                            &want,
+                            tol * 10.0,
+                            &format!("{what} backward"),
+                        );
                     }
                 }
             }
@@ -654,7 +961,11 @@ fn softmax_backward_matches_finite_differences() {
             let f = |xt: &Tensor| {
                 let mut y = Tensor::zeros(DType::F64, &shape);
                 softmax(&xt.view(), axis, log, &mut y).unwrap();
-                y.to_vec_f64().iter().zip(g.to_vec_f64()).map(|(a, b)| a * b).sum::<f64>()
+                y.to_vec_f64()
+                    .iter()
+                    .zip(g.to_vec_f64())
+                    .map(|(a, b)| a * b)
+                    .sum::<f64>()
             };
             let mut y = Tensor::zeros(DType::F64, &shape);
             softmax(&x.view(), axis, log, &mut y).unwrap();
@@ -666,8 +977,13 @@ fn softmax_backward_matches_finite_differences() {
                 let (mut p, mut m) = (xv.clone(), xv.clone());
                 p[i] += h;
                 m[i] -= h;
-                let fd = (f(&Tensor::from_vec(p, &shape).unwrap()) - f(&Tensor::from_vec(m, &shape).unwrap())) / (2.0 * h);
-                assert!((fd - d).abs() < 1e-7, "axis {axis} log {log} i {i}: {fd} vs {d}");
+                let fd = (f(&Tensor::from_vec(p, &shape).unwrap())
+                    - f(&Tensor::from_vec(m, &shape).unwrap()))
+                    / (2.0 * h);
+                assert!(
+                    (fd - d).abs() < 1e-7,
+                    "axis {axis} log {log} i {i}: {fd} vs {d}"
+                );
             }
         }
     }
@@ -681,18 +997,36 @@ fn softmax_edge_cases_and_errors() {
     assert_eq!(out.to_vec_f64(), vec![0.5, 0.5, 1.0, 0.0]);
     softmax(&x.view(), 1, true, &mut out).unwrap();
     let v = out.to_vec_f64();
-    assert!((v[0] + 2f64.ln()).abs() < 1e-6 && v[2] == 0.0 && v[3] == f64::NEG_INFINITY, "{v:?}");
+    assert!(
+        (v[0] + 2f64.ln()).abs() < 1e-6 && v[2] == 0.0 && v[3] == f64::NEG_INFINITY,
+        "{v:?}"
+    );
     let xi = Tensor::zeros(DType::I64, &[2, 2]);
     let mut oi = Tensor::zeros(DType::I64, &[2, 2]);
-    assert!(matches!(softmax(&xi.view(), 0, false, &mut oi), Err(CoreError::DType { .. })));
-    assert!(matches!(softmax(&x.view(), 2, false, &mut out), Err(CoreError::Index { .. })));
+    assert!(matches!(
+        softmax(&xi.view(), 0, false, &mut oi),
+        Err(CoreError::DType { .. })
+    ));
+    assert!(matches!(
+        softmax(&x.view(), 2, false, &mut out),
+        Err(CoreError::Index { .. })
+    ));
     let mut bad = Tensor::zeros(DType::F32, &[4]);
-    assert!(matches!(softmax(&x.view(), 0, false, &mut bad), Err(CoreError::Shape { .. })));
+    assert!(matches!(
+        softmax(&x.view(), 0, false, &mut bad),
+        Err(CoreError::Shape { .. })
+    ));
     let g = Tensor::zeros(DType::F32, &[2, 3]);
-    assert!(matches!(softmax_backward(&x.view(), &g.view(), 0, false, &mut out), Err(CoreError::Shape { .. })));
+    assert!(matches!(
+        softmax_backward(&x.view(), &g.view(), 0, false, &mut out),
+        Err(CoreError::Shape { .. })
+    ));
     let s = Tensor::scalar(DType::F32, 1.0);
     let mut so = Tensor::scalar(DType::F32, 0.0);
-    assert!(matches!(softmax(&s.view(), 0, false, &mut so), Err(CoreError::Index { .. })));
+    assert!(matches!(
+        softmax(&s.view(), 0, false, &mut so),
+        Err(CoreError::Index { .. })
+    ));
 }
 
 // ----------------------------------------------------------------------------------------
@@ -728,8 +1062,13 @@ fn take_and_scatter_add() {
     for &xs in xshapes {
         for axis in 0..xs.len() {
             let n = xs[axis] as i64;
-            let ishapes: Vec<Vec<usize>> =
-                if n == 0 { vec![vec![0]] } else if n > 100 { vec![vec![6000]] } else { vec![vec![], vec![3], vec![2, 3], vec![0]] };
+            let ishapes: Vec<Vec<usize>> = if n == 0 {
+                vec![vec![0]]
+            } else if n > 100 {
+                vec![vec![6000]]
+            } else {
+                vec![vec![], vec![3], vec![2, 3], vec![0]]
+            };
             for ish in &ishapes {
                 for layout in [&Layout::Contiguous, &Layout::Permuted, &Layout::Reversed] {
                     for idt in [DType::I32, DType::I64] {
@@ -746,16 +1085,27 @@ fn take_and_scatter_add() {
                         take(&x, &it.view(), axis, &mut out).unwrap();
                         let xd = x.to_owned().to_vec_f64();
                         let what = format!("take {xs:?} axis {axis} idx {ish:?}");
-                        assert_eq!(out.to_vec_f64(), take_ref(&xd, xs, &idx, ish, axis), "{what}");
+                        assert_eq!(
+                            out.to_vec_f64(),
+                            take_ref(&xd, xs, &idx, ish, axis),
+                            "{what}"
+                        );
 
                         // scatter_add is the adjoint: <take(x), g> == <x, scatter_add(g)>
                         let g = rand_tensor(DType::F64, &osh, seed + 1);
                         let mut sa = Tensor::full(DType::F64, xs, 9.0).unwrap();
                         scatter_add(&g.view(), &it.view(), axis, &mut sa).unwrap();
                         let x64: Vec<f64> = xd.clone();
-                        let lhs: f64 = take_ref(&x64, xs, &idx, ish, axis).iter().zip(g.to_vec_f64()).map(|(a, b)| a * b).sum();
+                        let lhs: f64 = take_ref(&x64, xs, &idx, ish, axis)
+                            .iter()
+                            .zip(g.to_vec_f64())
+                            .map(|(a, b)| a * b)
+                            .sum();
                         let rhs: f64 = x64.iter().zip(sa.to_vec_f64()).map(|(a, b)| a * b).sum();
-                        assert!((lhs - rhs).abs() <= 1e-9 * (1.0 + lhs.abs()), "{what}: adjoint {lhs} vs {rhs}");
+                        assert!(
+                            (lhs - rhs).abs() <= 1e-9 * (1.0 + lhs.abs()),
+                            "{what}: adjoint {lhs} vs {rhs}"
+                        );
                     }
                 }
             }
@@ -782,27 +1132,54 @@ fn index_errors() {
     let mut out = Tensor::zeros(DType::F32, &[3, 2]);
     let err = take(&x.view(), &i.view(), 1, &mut out).unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, CoreError::Index { .. }) && msg.contains('4') && msg.contains("size 4"), "{msg}");
+    assert!(
+        matches!(err, CoreError::Index { .. }) && msg.contains('4') && msg.contains("size 4"),
+        "{msg}"
+    );
     let i = Tensor::from_vec(vec![-4i32], &[1]).unwrap();
     let mut out = Tensor::zeros(DType::F32, &[1, 4]);
     let err = take(&x.view(), &i.view(), 0, &mut out).unwrap_err();
-    assert!(err.to_string().contains("-4") && err.to_string().contains("size 3"), "{err}");
+    assert!(
+        err.to_string().contains("-4") && err.to_string().contains("size 3"),
+        "{err}"
+    );
     let fi = Tensor::zeros(DType::F32, &[1]);
-    assert!(matches!(take(&x.view(), &fi.view(), 0, &mut out), Err(CoreError::DType { .. })));
+    assert!(matches!(
+        take(&x.view(), &fi.view(), 0, &mut out),
+        Err(CoreError::DType { .. })
+    ));
     let i = Tensor::from_vec(vec![0i64], &[1]).unwrap();
     let mut wrong = Tensor::zeros(DType::F32, &[4, 1]);
-    assert!(matches!(take(&x.view(), &i.view(), 0, &mut wrong), Err(CoreError::Shape { .. })));
-    assert!(matches!(take(&x.view(), &i.view(), 2, &mut wrong), Err(CoreError::Index { .. })));
+    assert!(matches!(
+        take(&x.view(), &i.view(), 0, &mut wrong),
+        Err(CoreError::Shape { .. })
+    ));
+    assert!(matches!(
+        take(&x.view(), &i.view(), 2, &mut wrong),
+        Err(CoreError::Index { .. })
+    ));
     let g = Tensor::zeros(DType::F32, &[2, 4]);
     let mut o = Tensor::zeros(DType::F32, &[3, 4]);
-    assert!(matches!(scatter_add(&g.view(), &i.view(), 0, &mut o), Err(CoreError::Shape { .. })));
+    assert!(matches!(
+        scatter_add(&g.view(), &i.view(), 0, &mut o),
+        Err(CoreError::Shape { .. })
+    ));
     let i5 = Tensor::from_vec(vec![0i64, 5], &[2]).unwrap();
-    assert!(matches!(scatter_add(&g.view(), &i5.view(), 0, &mut o), Err(CoreError::Index { .. })));
+    assert!(matches!(
+        scatter_add(&g.view(), &i5.view(), 0, &mut o),
+        Err(CoreError::Index { .. })
+    ));
     let mut oh = Tensor::zeros(DType::F32, &[2, 3]);
     let i = Tensor::from_vec(vec![0i64, 3], &[2]).unwrap();
-    assert!(matches!(one_hot(&i.view(), 3, &mut oh), Err(CoreError::Index { .. })));
+    assert!(matches!(
+        one_hot(&i.view(), 3, &mut oh),
+        Err(CoreError::Index { .. })
+    ));
     let i = Tensor::from_vec(vec![0i64, -1], &[2]).unwrap();
-    assert!(matches!(one_hot(&i.view(), 3, &mut oh), Err(CoreError::Index { .. })));
+    assert!(matches!(
+        one_hot(&i.view(), 3, &mut oh),
+        Err(CoreError::Index { .. })
+    ));
 }
 
 #[test]
@@ -822,7 +1199,11 @@ fn concat_matches_reference() {
                         st.push(storage(dt, &s, layout, seed));
                         shapes.push(s);
                     }
-                    let views: Vec<TensorView> = st.iter().zip(&shapes).map(|(t, s)| view_of(t, s, layout)).collect();
+                    let views: Vec<TensorView> = st
+                        .iter()
+                        .zip(&shapes)
+                        .map(|(t, s)| view_of(t, s, layout))
+                        .collect();
                     let mut osh = shape.clone();
                     osh[axis] = lens.iter().sum();
                     let mut out = Tensor::zeros(dt, &osh);
@@ -830,7 +1211,8 @@ fn concat_matches_reference() {
                     // reference: interleave per outer index
                     let outer: usize = shape[..axis].iter().product();
                     let inner: usize = shape[axis + 1..].iter().product();
-                    let datas: Vec<Vec<f64>> = views.iter().map(|v| v.to_owned().to_vec_f64()).collect();
+                    let datas: Vec<Vec<f64>> =
+                        views.iter().map(|v| v.to_owned().to_vec_f64()).collect();
                     let mut want = vec![];
                     for o in 0..outer {
                         for (d, &l) in datas.iter().zip(&lens) {
@@ -845,15 +1227,27 @@ fn concat_matches_reference() {
     let a = Tensor::zeros(DType::F32, &[2, 3]);
     let b = Tensor::zeros(DType::F32, &[2, 4]);
     let mut out = Tensor::zeros(DType::F32, &[4, 3]);
-    assert!(matches!(concat(&[a.view(), b.view()], 0, &mut out), Err(CoreError::Shape { .. })));
+    assert!(matches!(
+        concat(&[a.view(), b.view()], 0, &mut out),
+        Err(CoreError::Shape { .. })
+    ));
     let mut out = Tensor::zeros(DType::F32, &[2, 7]);
     concat(&[a.view(), b.view()], 1, &mut out).unwrap();
     let c = Tensor::zeros(DType::F64, &[2, 4]);
-    assert!(matches!(concat(&[a.view(), c.view()], 1, &mut out), Err(CoreError::DType { .. })));
-    assert!(matches!(concat(&[], 0, &mut out), Err(CoreError::Shape { .. })));
+    assert!(matches!(
+        concat(&[a.view(), c.view()], 1, &mut out),
+        Err(CoreError::DType { .. })
+    ));
+    assert!(matches!(
+        concat(&[], 0, &mut out),
+        Err(CoreError::Shape { .. })
+    ));
     let s = Tensor::scalar(DType::F32, 1.0);
     let mut o = Tensor::zeros(DType::F32, &[2]);
-    assert!(matches!(concat(&[s.view(), s.view()], 0, &mut o), Err(CoreError::Shape { .. })));
+    assert!(matches!(
+        concat(&[s.view(), s.view()], 0, &mut o),
+        Err(CoreError::Shape { .. })
+    ));
 }
 
 #[test]
@@ -862,7 +1256,10 @@ fn one_hot_matches_reference() {
     for dt in [DType::F32, DType::F64, DType::I32, DType::I64, DType::Bool] {
         let mut out = Tensor::full(dt, &[2, 2, 3], 1.0).unwrap();
         one_hot(&i.view(), 3, &mut out).unwrap();
-        assert_eq!(out.to_vec_f64(), vec![0., 0., 1., 1., 0., 0., 0., 1., 0., 0., 0., 1.]);
+        assert_eq!(
+            out.to_vec_f64(),
+            vec![0., 0., 1., 1., 0., 0., 0., 1., 0., 0., 0., 1.]
+        );
     }
     let e = Tensor::from_vec(Vec::<i64>::new(), &[0]).unwrap();
     let mut out = Tensor::zeros(DType::F32, &[0, 4]);

@@ -26,6 +26,7 @@
 //! assert_eq!(r.to_vec_f64()[0], -1.0);
 //! ```
 
+#[cfg(target_arch = "x86_64")]
 use super::simd::{self, SimdLevel};
 use super::threads;
 use super::vmath::{VFunc, VMath};
@@ -607,6 +608,7 @@ unsafe fn map2_avx2<S: Copy, D, F: Fn(S, S) -> D>(a: &[S], b: &[S], out: &mut [D
     map2_body(a, b, out, f)
 }
 
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn use_avx2() -> bool {
     matches!(simd::level(), SimdLevel::Avx2Fma | SimdLevel::Avx512)

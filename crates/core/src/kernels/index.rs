@@ -64,7 +64,12 @@ pub fn take(x: &TensorView, indices: &TensorView, axis: usize, out: &mut Tensor)
 /// scatter_add(&g.view(), &i.view(), 0, &mut out).unwrap();
 /// assert_eq!(out.to_vec_f64(), vec![5.0, 0.0, 2.0]);
 /// ```
-pub fn scatter_add(grad: &TensorView, indices: &TensorView, axis: usize, out: &mut Tensor) -> Result<()> {
+pub fn scatter_add(
+    grad: &TensorView,
+    indices: &TensorView,
+    axis: usize,
+    out: &mut Tensor,
+) -> Result<()> {
     let name = "scatter_add";
     let os = out.shape().to_vec();
     check_axis(name, axis, os.len())?;
@@ -72,11 +77,19 @@ pub fn scatter_add(grad: &TensorView, indices: &TensorView, axis: usize, out: &m
         return Err(CoreError::DType {
             op: name,
             dtype: grad.dtype(),
-            detail: format!("grad and out have different dtypes {} and {}", grad.dtype(), out.dtype()),
+            detail: format!(
+                "grad and out have different dtypes {} and {}",
+                grad.dtype(),
+                out.dtype()
+            ),
         });
     }
     if grad.dtype() == DType::Bool {
-        return Err(CoreError::DType { op: name, dtype: DType::Bool, detail: "needs a numeric dtype".into() });
+        return Err(CoreError::DType {
+            op: name,
+            dtype: DType::Bool,
+            detail: "needs a numeric dtype".into(),
+        });
     }
     let mut want = os[..axis].to_vec();
     want.extend_from_slice(indices.shape());
@@ -128,7 +141,10 @@ pub fn concat(xs: &[TensorView], axis: usize, out: &mut Tensor) -> Result<()> {
     })?;
     let nd = first.shape().len();
     if nd == 0 {
-        return Err(CoreError::Shape { op: name, detail: "zero-dimensional arrays cannot be concatenated".into() });
+        return Err(CoreError::Shape {
+            op: name,
+            detail: "zero-dimensional arrays cannot be concatenated".into(),
+        });
     }
     check_axis(name, axis, nd)?;
     let dt = first.dtype();
@@ -142,8 +158,7 @@ pub fn concat(xs: &[TensorView], axis: usize, out: &mut Tensor) -> Result<()> {
             });
         }
         let s = x.shape();
-        let same_other = s.len() == nd
-            && (0..nd).all(|d| d == axis || s[d] == first.shape()[d]);
+        let same_other = s.len() == nd && (0..nd).all(|d| d == axis || s[d] == first.shape()[d]);
         if !same_other {
             return Err(CoreError::Shape {
                 op: name,
@@ -207,7 +222,9 @@ pub fn one_hot(indices: &TensorView, n: usize, out: &mut Tensor) -> Result<()> {
     check_out(name, out, out.dtype(), &want)?;
     let idx = read_indices(name, indices, n, usize::MAX, false)?;
     fn go<T: Element>(idx: &[usize], n: usize, out: &mut ArrayD<T>) -> Result<()> {
-        let o = out.as_slice_mut().ok_or_else(|| not_contiguous("one_hot"))?;
+        let o = out
+            .as_slice_mut()
+            .ok_or_else(|| not_contiguous("one_hot"))?;
         o.fill(T::zero());
         if n > 0 {
             for (row, &k) in o.chunks_exact_mut(n).zip(idx) {
@@ -222,18 +239,28 @@ pub fn one_hot(indices: &TensorView, n: usize, out: &mut Tensor) -> Result<()> {
 // ---------------------------------------------------------------------------------------
 
 fn internal(name: &'static str, dt: DType) -> CoreError {
-    CoreError::DType { op: name, dtype: dt, detail: "internal dtype mismatch".into() }
+    CoreError::DType {
+        op: name,
+        dtype: dt,
+        detail: "internal dtype mismatch".into(),
+    }
 }
 
 fn not_contiguous(name: &'static str) -> CoreError {
-    CoreError::Shape { op: name, detail: "out must be contiguous (row-major)".into() }
+    CoreError::Shape {
+        op: name,
+        detail: "out must be contiguous (row-major)".into(),
+    }
 }
 
 fn check_axis(name: &'static str, axis: usize, ndim: usize) -> Result<()> {
     if axis >= ndim {
         return Err(CoreError::Index {
             op: name,
-            detail: format!("axis {} is out of bounds for an array of dimension {}", axis, ndim),
+            detail: format!(
+                "axis {} is out of bounds for an array of dimension {}",
+                axis, ndim
+            ),
         });
     }
     Ok(())
@@ -241,12 +268,20 @@ fn check_axis(name: &'static str, axis: usize, ndim: usize) -> Result<()> {
 
 fn check_out(name: &'static str, out: &Tensor, dt: DType, want: &[usize]) -> Result<()> {
     if out.dtype() != dt {
-        return Err(CoreError::DType { op: name, dtype: out.dtype(), detail: format!("out must have dtype {}", dt) });
+        return Err(CoreError::DType {
+            op: name,
+            dtype: out.dtype(),
+            detail: format!("out must have dtype {}", dt),
+        });
     }
     if out.shape() != want {
         return Err(CoreError::Shape {
             op: name,
-            detail: format!("out has shape {} but the result has shape {}", fmt_shape(out.shape()), fmt_shape(want)),
+            detail: format!(
+                "out has shape {} but the result has shape {}",
+                fmt_shape(out.shape()),
+                fmt_shape(want)
+            ),
         });
     }
     let contiguous = crate::match_tensor!(Tensor, out, o => o.is_standard_layout());
@@ -258,11 +293,20 @@ fn check_out(name: &'static str, out: &Tensor, dt: DType, want: &[usize]) -> Res
 
 /// Reads int32/int64 indices in row-major order, normalizing negatives (when `wrap`) and
 /// checking each against `size`.
-fn read_indices(name: &'static str, indices: &TensorView, size: usize, axis: usize, wrap: bool) -> Result<Vec<usize>> {
-    fn conv<T: Element>(a: &ArrayViewD<T>, size: usize, axis: usize, wrap: bool, name: &'static str) -> Result<Vec<usize>>
-    where
-        T: Into<i64>,
-    {
+fn read_indices(
+    name: &'static str,
+    indices: &TensorView,
+    size: usize,
+    axis: usize,
+    wrap: bool,
+) -> Result<Vec<usize>> {
+    fn conv<T: Element + Into<i64>>(
+        a: &ArrayViewD<T>,
+        size: usize,
+        axis: usize,
+        wrap: bool,
+        name: &'static str,
+    ) -> Result<Vec<usize>> {
         let mut v = Vec::with_capacity(a.len());
         for &i in a.iter() {
             let i: i64 = i.into();
@@ -273,7 +317,10 @@ fn read_indices(name: &'static str, indices: &TensorView, size: usize, axis: usi
                     detail: if axis == usize::MAX {
                         format!("index {} is out of bounds for {} classes", i, size)
                     } else {
-                        format!("index {} is out of bounds for axis {} with size {}", i, axis, size)
+                        format!(
+                            "index {} is out of bounds for axis {} with size {}",
+                            i, axis, size
+                        )
                     },
                 });
             }
@@ -313,15 +360,19 @@ fn take_typed<T: Element>(x: &ArrayViewD<T>, idx: &[usize], axis: usize, out: &m
     };
     let big = o.len() >= PAR_MIN && max_threads() > 1;
     if big && outer >= 2 {
-        o.par_chunks_mut(k * inner).enumerate().for_each(|(i, os)| slab(i, os));
+        o.par_chunks_mut(k * inner)
+            .enumerate()
+            .for_each(|(i, os)| slab(i, os));
     } else if big {
         // one slab (e.g. an embedding lookup): split the index list
         let per = (PAR_MIN / 16 / inner).max(1);
-        o.par_chunks_mut(per * inner).zip(idx.par_chunks(per)).for_each(|(os, ids)| {
-            for (run, &j) in os.chunks_exact_mut(inner).zip(ids) {
-                run.copy_from_slice(&d[j * inner..(j + 1) * inner]);
-            }
-        });
+        o.par_chunks_mut(per * inner)
+            .zip(idx.par_chunks(per))
+            .for_each(|(os, ids)| {
+                for (run, &j) in os.chunks_exact_mut(inner).zip(ids) {
+                    run.copy_from_slice(&d[j * inner..(j + 1) * inner]);
+                }
+            });
     } else {
         for (i, os) in o.chunks_mut(k * inner).enumerate() {
             slab(i, os);
@@ -329,7 +380,13 @@ fn take_typed<T: Element>(x: &ArrayViewD<T>, idx: &[usize], axis: usize, out: &m
     }
 }
 
-fn scatter_typed<T: Element>(g: &ArrayViewD<T>, idx: &[usize], axis: usize, out: &mut ArrayD<T>, add: fn(T, T) -> T) {
+fn scatter_typed<T: Element>(
+    g: &ArrayViewD<T>,
+    idx: &[usize],
+    axis: usize,
+    out: &mut ArrayD<T>,
+    add: fn(T, T) -> T,
+) {
     let oshape = out.shape().to_vec();
     let outer: usize = oshape[..axis].iter().product();
     let n = oshape[axis];
@@ -367,7 +424,8 @@ fn scatter_typed<T: Element>(g: &ArrayViewD<T>, idx: &[usize], axis: usize, out:
                 // SAFETY: `j < n` was checked, so the run lies inside `o`; each task touches
                 // only columns [c0, c0+w) of each row, disjoint from every other task, and
                 // `o` outlives the parallel loop.
-                let dst = unsafe { std::slice::from_raw_parts_mut(optr.get().add(j * inner + c0), w) };
+                let dst =
+                    unsafe { std::slice::from_raw_parts_mut(optr.get().add(j * inner + c0), w) };
                 dst.iter_mut().zip(src).for_each(|(a, &b)| *a = add(*a, b));
             }
         });

@@ -74,7 +74,11 @@ impl Geometry {
             return Err(CoreError::DType {
                 op: "matmul",
                 dtype: b.dtype(),
-                detail: format!("operands have different dtypes {} and {}", a.dtype(), b.dtype()),
+                detail: format!(
+                    "operands have different dtypes {} and {}",
+                    a.dtype(),
+                    b.dtype()
+                ),
             });
         }
         if out.dtype() != a.dtype() {
@@ -109,16 +113,17 @@ impl Geometry {
                 ),
             });
         }
-        let batch = broadcast_shapes(&ash[..ash.len() - 2], &bsh[..bsh.len() - 2]).map_err(|_| {
-            CoreError::Shape {
-                op: "matmul",
-                detail: format!(
-                    "{} @ {}: batch dimensions are not broadcastable",
-                    fmt_shape(ash),
-                    fmt_shape(bsh)
-                ),
-            }
-        })?;
+        let batch =
+            broadcast_shapes(&ash[..ash.len() - 2], &bsh[..bsh.len() - 2]).map_err(|_| {
+                CoreError::Shape {
+                    op: "matmul",
+                    detail: format!(
+                        "{} @ {}: batch dimensions are not broadcastable",
+                        fmt_shape(ash),
+                        fmt_shape(bsh)
+                    ),
+                }
+            })?;
         let mut want = batch.clone();
         want.extend_from_slice(&[m, n]);
         if out.shape() != want.as_slice() {
@@ -190,7 +195,11 @@ fn broadcast_operand<'b, T: Element>(
     sh.extend_from_slice(&[r, c]);
     v.broadcast(IxDyn(&sh)).ok_or_else(|| CoreError::Shape {
         op: "matmul",
-        detail: format!("cannot broadcast {} to {}", fmt_shape(v.shape()), fmt_shape(&sh)),
+        detail: format!(
+            "cannot broadcast {} to {}",
+            fmt_shape(v.shape()),
+            fmt_shape(&sh)
+        ),
     })
 }
 
@@ -330,7 +339,11 @@ fn choose_plan(nb: usize, m: usize, k: usize, n: usize, nt: usize) -> Plan {
     }
     let (mm_single, forced) = env_config();
     if let Some(p) = forced {
-        return if p == Plan::OverBatch && nb < 2 { Plan::Serial } else { p };
+        return if p == Plan::OverBatch && nb < 2 {
+            Plan::Serial
+        } else {
+            p
+        };
     }
     if nb >= nt && (mm_single || flops <= (1 << 24)) {
         Plan::OverBatch
@@ -341,7 +354,12 @@ fn choose_plan(nb: usize, m: usize, k: usize, n: usize, nt: usize) -> Plan {
     }
 }
 
-fn float_matmul<T: Gemm>(a: &TensorView, b: &TensorView, out: &mut Tensor, g: &Geometry) -> Result<()> {
+fn float_matmul<T: Gemm>(
+    a: &TensorView,
+    b: &TensorView,
+    out: &mut Tensor,
+    g: &Geometry,
+) -> Result<()> {
     let (m, k, n) = (g.m, g.k, g.n);
     let (a0, b0) = (typed::<T>(a)?, typed::<T>(b)?);
     let av = broadcast_operand(&a0, &g.batch, m, k)?;
@@ -381,7 +399,20 @@ fn float_matmul<T: Gemm>(a: &TensorView, b: &TensorView, out: &mut Tensor, g: &G
         unsafe {
             let ap = pa.get().offset(oa + r0 as isize * rsa);
             let bp = pb.get().offset(ob);
-            T::gemm(rows, k, n, ap, rsa, csa, bp, rsb, csb, cblk.as_mut_ptr(), n as isize, 1);
+            T::gemm(
+                rows,
+                k,
+                n,
+                ap,
+                rsa,
+                csa,
+                bp,
+                rsb,
+                csb,
+                cblk.as_mut_ptr(),
+                n as isize,
+                1,
+            );
         }
     };
 
@@ -392,7 +423,9 @@ fn float_matmul<T: Gemm>(a: &TensorView, b: &TensorView, out: &mut Tensor, g: &G
             }
         }
         Plan::OverBatch => {
-            c.par_chunks_mut(mn).enumerate().for_each(|(i, cm)| run(i, 0, m, cm));
+            c.par_chunks_mut(mn)
+                .enumerate()
+                .for_each(|(i, cm)| run(i, 0, m, cm));
         }
         Plan::RowBlocks => {
             // Blocks of rows, a multiple of the micro-kernel height, about one per thread.
@@ -400,10 +433,12 @@ fn float_matmul<T: Gemm>(a: &TensorView, b: &TensorView, out: &mut Tensor, g: &G
             rows = rows.div_ceil(16) * 16;
             let rows = rows.max(16).min(m);
             for (i, cm) in c.chunks_mut(mn).enumerate() {
-                cm.par_chunks_mut(rows * n).enumerate().for_each(|(j, blk)| {
-                    let r0 = j * rows;
-                    run(i, r0, blk.len() / n, blk);
-                });
+                cm.par_chunks_mut(rows * n)
+                    .enumerate()
+                    .for_each(|(j, blk)| {
+                        let r0 = j * rows;
+                        run(i, r0, blk.len() / n, blk);
+                    });
             }
         }
     }
@@ -440,7 +475,12 @@ impl IntMul for i64 {
     }
 }
 
-fn int_matmul<T: IntMul>(a: &TensorView, b: &TensorView, out: &mut Tensor, g: &Geometry) -> Result<()> {
+fn int_matmul<T: IntMul>(
+    a: &TensorView,
+    b: &TensorView,
+    out: &mut Tensor,
+    g: &Geometry,
+) -> Result<()> {
     let (m, k, n) = (g.m, g.k, g.n);
     let (a0, b0) = (typed::<T>(a)?, typed::<T>(b)?);
     let av = broadcast_operand(&a0, &g.batch, m, k)?;
@@ -480,9 +520,15 @@ fn int_matmul<T: IntMul>(a: &TensorView, b: &TensorView, out: &mut Tensor, g: &G
             }
         }
     };
-    let total = offs.len().saturating_mul(m).saturating_mul(n).saturating_mul(k);
+    let total = offs
+        .len()
+        .saturating_mul(m)
+        .saturating_mul(n)
+        .saturating_mul(k);
     if offs.len() > 1 && total >= (1 << 18) && max_threads() > 1 {
-        c.par_chunks_mut(m * n).enumerate().for_each(|(i, cm)| body(i, cm));
+        c.par_chunks_mut(m * n)
+            .enumerate()
+            .for_each(|(i, cm)| body(i, cm));
     } else {
         for (i, cm) in c.chunks_mut(m * n).enumerate() {
             body(i, cm);

@@ -7,14 +7,19 @@
 //! when the result has the form `(outer, r, inner)` — reduced axes forming one block — one of
 //! three kernels runs:
 //!
-//! * **full** (`outer = inner = 1`): one pass with 16 independent accumulator lanes, which
-//!   LLVM turns into SIMD; sums are pairwise over 2048-element leaves, so the f32 rounding
-//!   error grows like `log n` rather than `n`.
-//! * **rows** (`inner = 1`, reduce the last axis): the same lane kernel per row.
+//! * **full** (`outer = inner = 1`): one pass over the slice. f32/f64 sum, max and min use
+//!   explicit AVX2 loops on x86-64 (4 vectors of independent accumulators; max/min track NaN
+//!   in a mask so it propagates); other cases use 16-lane folds. Sums are pairwise over
+//!   2048-element leaves (cascade), so the f32 rounding error grows like `log n`, not `n`.
+//! * **rows** (`inner = 1`, reduce the last axis): the same kernel per row.
 //! * **columns** (`inner > 1`, e.g. reducing the leading axis): rows are folded into a
 //!   1024-wide block of the output, so both stay in L1 while the input streams by; sums are
 //!   accumulated 64 rows at a time into a scratch block and the block sums merged pairwise
-//!   (cascade summation), again for accuracy.
+//!   (cascade summation), again for accuracy. These element-wise loops are compiled for
+//!   AVX-512 / AVX2 as well and picked at run time (`multiversion!`).
+//!
+//! LogSumExp is `m + ln Σ exp(x − m)` with `m` the max (0 when it is not finite), using the
+//! vectorized `exp` of [`vmath`](crate::kernels::vmath).
 //!
 //! Anything else (several separated reduced blocks, negative strides, broadcasts) is copied
 //! once into `(kept..., reduced...)` order and reduced as rows. Inputs of at least 2^18
@@ -140,17 +145,28 @@ pub fn reduce(op: ReduceOp, x: &TensorView, axes: &[usize], out: &mut Tensor) ->
         return Err(CoreError::DType {
             op: name,
             dtype: dt,
-            detail: if float_only { "needs a float dtype".into() } else { "needs a numeric dtype".into() },
+            detail: if float_only {
+                "needs a float dtype".into()
+            } else {
+                "needs a numeric dtype".into()
+            },
         });
     }
-    let kept: Vec<usize> = (0..shape.len()).filter(|a| !axes.contains(a)).map(|a| shape[a]).collect();
+    let kept: Vec<usize> = (0..shape.len())
+        .filter(|a| !axes.contains(a))
+        .map(|a| shape[a])
+        .collect();
     check_out(name, out, &kept)?;
     match (x, out) {
         (TensorView::F32(a), Tensor::F32(o)) => reduce_typed(op, a.view(), axes, o),
         (TensorView::F64(a), Tensor::F64(o)) => reduce_typed(op, a.view(), axes, o),
         (TensorView::I32(a), Tensor::I32(o)) => reduce_typed(op, a.view(), axes, o),
         (TensorView::I64(a), Tensor::I64(o)) => reduce_typed(op, a.view(), axes, o),
-        _ => Err(CoreError::DType { op: name, dtype: dt, detail: String::new() }),
+        _ => Err(CoreError::DType {
+            op: name,
+            dtype: dt,
+            detail: String::new(),
+        }),
     }
 }
 
@@ -167,17 +183,29 @@ pub fn reduce(op: ReduceOp, x: &TensorView, axes: &[usize], out: &mut Tensor) ->
 /// arg_reduce(true, &x.view(), Some(1), &mut out).unwrap();
 /// assert_eq!(out.to_vec_f64(), vec![1.0, 0.0]);
 /// ```
-pub fn arg_reduce(is_max: bool, x: &TensorView, axis: Option<usize>, out: &mut Tensor) -> Result<()> {
+pub fn arg_reduce(
+    is_max: bool,
+    x: &TensorView,
+    axis: Option<usize>,
+    out: &mut Tensor,
+) -> Result<()> {
     let name = if is_max { "argmax" } else { "argmin" };
     let shape = x.shape();
     if out.dtype() != DType::I64 {
-        return Err(CoreError::DType { op: name, dtype: out.dtype(), detail: "out must be int64".into() });
+        return Err(CoreError::DType {
+            op: name,
+            dtype: out.dtype(),
+            detail: "out must be int64".into(),
+        });
     }
     let kept: Vec<usize> = match axis {
         None => vec![],
         Some(a) => {
             check_axes(name, &[a], shape.len())?;
-            (0..shape.len()).filter(|&d| d != a).map(|d| shape[d]).collect()
+            (0..shape.len())
+                .filter(|&d| d != a)
+                .map(|d| shape[d])
+                .collect()
         }
     };
     check_out(name, out, &kept)?;
@@ -188,7 +216,11 @@ pub fn arg_reduce(is_max: bool, x: &TensorView, axis: Option<usize>, out: &mut T
     if red_len == 0 {
         return Err(CoreError::Shape {
             op: name,
-            detail: format!("attempt to get {} of an empty sequence (shape {})", name, fmt_shape(shape)),
+            detail: format!(
+                "attempt to get {} of an empty sequence (shape {})",
+                name,
+                fmt_shape(shape)
+            ),
         });
     }
     let o = match out {
@@ -207,7 +239,10 @@ fn check_axes(name: &'static str, axes: &[usize], ndim: usize) -> Result<()> {
     if let Some(&bad) = axes.iter().find(|&&a| a >= ndim) {
         return Err(CoreError::Index {
             op: name,
-            detail: format!("axis {} is out of bounds for an array of dimension {}", bad, ndim),
+            detail: format!(
+                "axis {} is out of bounds for an array of dimension {}",
+                bad, ndim
+            ),
         });
     }
     if axes.windows(2).any(|w| w[0] >= w[1]) {
@@ -239,11 +274,18 @@ fn check_out(name: &'static str, out: &Tensor, kept: &[usize]) -> Result<()> {
 }
 
 fn not_contiguous(name: &'static str) -> CoreError {
-    CoreError::Shape { op: name, detail: "out must be contiguous (row-major)".into() }
+    CoreError::Shape {
+        op: name,
+        detail: "out must be contiguous (row-major)".into(),
+    }
 }
 
 fn unreachable_dtype<T>(name: &'static str) -> Result<T> {
-    Err(CoreError::DType { op: name, dtype: DType::Bool, detail: "internal dtype mismatch".into() })
+    Err(CoreError::DType {
+        op: name,
+        dtype: DType::Bool,
+        detail: "internal dtype mismatch".into(),
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -397,35 +439,85 @@ mod x86 {
         };
     }
 
-    simd_folds!(f32, 8, sum_f32, max_f32, min_f32, _mm256_setzero_ps, _mm256_set1_ps, _mm256_loadu_ps,
-        _mm256_storeu_ps, _mm256_add_ps, _mm256_max_ps, _mm256_min_ps, _mm256_cmp_ps, _mm256_or_ps,
-        _mm256_movemask_ps);
-    simd_folds!(f64, 4, sum_f64, max_f64, min_f64, _mm256_setzero_pd, _mm256_set1_pd, _mm256_loadu_pd,
-        _mm256_storeu_pd, _mm256_add_pd, _mm256_max_pd, _mm256_min_pd, _mm256_cmp_pd, _mm256_or_pd,
-        _mm256_movemask_pd);
+    simd_folds!(
+        f32,
+        8,
+        sum_f32,
+        max_f32,
+        min_f32,
+        _mm256_setzero_ps,
+        _mm256_set1_ps,
+        _mm256_loadu_ps,
+        _mm256_storeu_ps,
+        _mm256_add_ps,
+        _mm256_max_ps,
+        _mm256_min_ps,
+        _mm256_cmp_ps,
+        _mm256_or_ps,
+        _mm256_movemask_ps
+    );
+    simd_folds!(
+        f64,
+        4,
+        sum_f64,
+        max_f64,
+        min_f64,
+        _mm256_setzero_pd,
+        _mm256_set1_pd,
+        _mm256_loadu_pd,
+        _mm256_storeu_pd,
+        _mm256_add_pd,
+        _mm256_max_pd,
+        _mm256_min_pd,
+        _mm256_cmp_pd,
+        _mm256_or_pd,
+        _mm256_movemask_pd
+    );
 }
 
 macro_rules! relem_float {
     ($t:ty, $sum:ident, $max:ident, $min:ident) => {
         impl RElem for $t {
             #[inline(always)]
-            fn add(self, o: Self) -> Self { self + o }
+            fn add(self, o: Self) -> Self {
+                self + o
+            }
             #[inline(always)]
-            fn sub(self, o: Self) -> Self { self - o }
+            fn sub(self, o: Self) -> Self {
+                self - o
+            }
             #[inline(always)]
-            fn mul(self, o: Self) -> Self { self * o }
+            fn mul(self, o: Self) -> Self {
+                self * o
+            }
             #[inline(always)]
-            fn exp_inplace(x: &mut [Self]) { <$t as VMath>::vapply_inplace(VFunc::Exp, x) }
+            fn exp_inplace(x: &mut [Self]) {
+                <$t as VMath>::vapply_inplace(VFunc::Exp, x)
+            }
             #[inline(always)]
-            fn ln_(self) -> Self { self.ln() }
+            fn ln_(self) -> Self {
+                self.ln()
+            }
             #[inline(always)]
-            fn div_count(self, n: usize) -> Self { self / (n as $t) }
+            fn div_count(self, n: usize) -> Self {
+                self / (n as $t)
+            }
             #[inline(always)]
-            fn finite_or_zero(self) -> Self { if self.is_finite() { self } else { 0.0 } }
+            fn finite_or_zero(self) -> Self {
+                if self.is_finite() {
+                    self
+                } else {
+                    0.0
+                }
+            }
             #[inline(always)]
-            fn nan() -> Self { <$t>::NAN }
+            fn nan() -> Self {
+                <$t>::NAN
+            }
             #[inline(always)]
-            fn neg_inf() -> Self { <$t>::NEG_INFINITY }
+            fn neg_inf() -> Self {
+                <$t>::NEG_INFINITY
+            }
             #[inline(always)]
             fn leaf_sum(x: &[Self]) -> Self {
                 #[cfg(target_arch = "x86_64")]
@@ -442,7 +534,10 @@ macro_rules! relem_float {
                     // SAFETY: AVX2+FMA checked at run time; x is non-empty.
                     return unsafe { x86::$max(x) };
                 }
-                match x.first() { Some(&f) => fold_lanes(x, f, vmax, vmax), None => <$t>::NEG_INFINITY }
+                match x.first() {
+                    Some(&f) => fold_lanes(x, f, vmax, vmax),
+                    None => <$t>::NEG_INFINITY,
+                }
             }
             #[inline(always)]
             fn slice_min(x: &[Self]) -> Self {
@@ -451,7 +546,10 @@ macro_rules! relem_float {
                     // SAFETY: AVX2+FMA checked at run time; x is non-empty.
                     return unsafe { x86::$min(x) };
                 }
-                match x.first() { Some(&f) => fold_lanes(x, f, vmin, vmin), None => <$t>::INFINITY }
+                match x.first() {
+                    Some(&f) => fold_lanes(x, f, vmin, vmin),
+                    None => <$t>::INFINITY,
+                }
             }
         }
     };
@@ -463,23 +561,43 @@ macro_rules! relem_int {
     ($t:ty) => {
         impl RElem for $t {
             #[inline(always)]
-            fn add(self, o: Self) -> Self { self.wrapping_add(o) }
+            fn add(self, o: Self) -> Self {
+                self.wrapping_add(o)
+            }
             #[inline(always)]
-            fn sub(self, o: Self) -> Self { self.wrapping_sub(o) }
+            fn sub(self, o: Self) -> Self {
+                self.wrapping_sub(o)
+            }
             #[inline(always)]
-            fn mul(self, o: Self) -> Self { self.wrapping_mul(o) }
+            fn mul(self, o: Self) -> Self {
+                self.wrapping_mul(o)
+            }
             #[inline(always)]
             fn exp_inplace(_x: &mut [Self]) {}
             #[inline(always)]
-            fn ln_(self) -> Self { self }
+            fn ln_(self) -> Self {
+                self
+            }
             #[inline(always)]
-            fn div_count(self, n: usize) -> Self { if n == 0 { 0 } else { self / (n as $t) } }
+            fn div_count(self, n: usize) -> Self {
+                if n == 0 {
+                    0
+                } else {
+                    self / (n as $t)
+                }
+            }
             #[inline(always)]
-            fn finite_or_zero(self) -> Self { self }
+            fn finite_or_zero(self) -> Self {
+                self
+            }
             #[inline(always)]
-            fn nan() -> Self { 0 }
+            fn nan() -> Self {
+                0
+            }
             #[inline(always)]
-            fn neg_inf() -> Self { <$t>::MIN }
+            fn neg_inf() -> Self {
+                <$t>::MIN
+            }
             #[inline(always)]
             fn leaf_sum(x: &[Self]) -> Self {
                 // integer adds are associative: LLVM's loop vectorizer handles this fold
@@ -503,14 +621,22 @@ relem_int!(i64);
 #[inline(always)]
 #[allow(clippy::eq_op)]
 fn vmax<T: Element>(acc: T, x: T) -> T {
-    if (x > acc) | (x != x) { x } else { acc }
+    if (x > acc) | (x != x) {
+        x
+    } else {
+        acc
+    }
 }
 
 /// NaN-propagating min.
 #[inline(always)]
 #[allow(clippy::eq_op)]
 fn vmin<T: Element>(acc: T, x: T) -> T {
-    if (x < acc) | (x != x) { x } else { acc }
+    if (x < acc) | (x != x) {
+        x
+    } else {
+        acc
+    }
 }
 
 /// The elementary folds every reduction is built from.
@@ -542,7 +668,12 @@ impl Basic {
 /// Folds `x` with `f` into `LANES` independent accumulators started at `init`, then combines
 /// them (and the tail) with `c`.
 #[inline(always)]
-fn fold_lanes<T: RElem>(x: &[T], init: T, f: impl Fn(T, T) -> T + Copy, c: impl Fn(T, T) -> T + Copy) -> T {
+fn fold_lanes<T: RElem>(
+    x: &[T],
+    init: T,
+    f: impl Fn(T, T) -> T + Copy,
+    c: impl Fn(T, T) -> T + Copy,
+) -> T {
     let mut acc = [init; LANES];
     let mut chunks = x.chunks_exact(LANES);
     for ch in &mut chunks {
@@ -601,7 +732,11 @@ struct Cascade<T> {
 impl<T: Copy> Cascade<T> {
     #[inline(always)]
     fn new(empty: T) -> Self {
-        Cascade { stack: [(0, empty); 64], top: 0, empty }
+        Cascade {
+            stack: [(0, empty); 64],
+            top: 0,
+            empty,
+        }
     }
 
     #[inline(always)]
@@ -689,7 +824,10 @@ fn fold_basic_par<T: RElem>(b: Basic, x: &[T], shift: T, nt: usize) -> T {
         return fold_basic(b, x, shift);
     }
     let chunk = x.len().div_ceil(nt * 2).div_ceil(LEAF) * LEAF;
-    let parts: Vec<T> = x.par_chunks(chunk).map(|c| fold_basic(b, c, shift)).collect();
+    let parts: Vec<T> = x
+        .par_chunks(chunk)
+        .map(|c| fold_basic(b, c, shift))
+        .collect();
     let mut it = parts.into_iter();
     let first = it.next().unwrap_or_else(|| fold_basic(b, &[], shift));
     it.fold(first, |a, v| b.combine(a, v))
@@ -758,7 +896,11 @@ fn col_block_impl<T: RElem>(
         acc.fill(init);
         return;
     }
-    let mut expbuf: Vec<T> = if b == Basic::SumExp { vec![T::zero(); w] } else { Vec::new() };
+    let mut expbuf: Vec<T> = if b == Basic::SumExp {
+        vec![T::zero(); w]
+    } else {
+        Vec::new()
+    };
     let exp_row = |i: usize, buf: &mut [T]| {
         for ((e, &v), &s) in buf.iter_mut().zip(row(i)).zip(shift) {
             *e = v.sub(s);
@@ -792,7 +934,9 @@ fn col_block_impl<T: RElem>(
                 }
                 let mut cur = (0u32, tmp);
                 while stack.last().is_some_and(|t| t.0 == cur.0) {
-                    let Some((lvl, mut t)) = stack.pop() else { break };
+                    let Some((lvl, mut t)) = stack.pop() else {
+                        break;
+                    };
                     combine_row(Basic::Sum, &mut t, &cur.1);
                     pool.push(cur.1);
                     cur = (lvl + 1, t);
@@ -819,12 +963,26 @@ fn col_block_impl<T: RElem>(
 
 /// Folds an `(outer, r, inner)` contiguous array over `r` into `out` (`outer * inner`),
 /// threaded over (outer, column block) tasks, or over row ranges when there are too few.
-fn cols_basic<T: RElem>(b: Basic, data: &[T], outer: usize, r: usize, inner: usize, out: &mut [T], shift: &[T], nt: usize) {
+#[allow(clippy::too_many_arguments)]
+fn cols_basic<T: RElem>(
+    b: Basic,
+    data: &[T],
+    outer: usize,
+    r: usize,
+    inner: usize,
+    out: &mut [T],
+    shift: &[T],
+    nt: usize,
+) {
     let slab_len = r * inner;
     let big = nt > 1 && data.len() >= PAR_MIN;
     let tasks = outer * inner.div_ceil(COL_BLOCK);
     let shift_of = |o: usize, c0: usize, w: usize| -> &[T] {
-        if shift.is_empty() { &[] } else { &shift[o * inner + c0..o * inner + c0 + w] }
+        if shift.is_empty() {
+            &[]
+        } else {
+            &shift[o * inner + c0..o * inner + c0 + w]
+        }
     };
     if big && tasks < nt && outer == 1 && r >= 4 * nt {
         // Few columns, many rows: each thread folds a range of rows, partials combined in order.
@@ -837,7 +995,15 @@ fn cols_basic<T: RElem>(b: Basic, data: &[T], outer: usize, r: usize, inner: usi
                 let mut acc = vec![T::zero(); inner];
                 for (bi, blk) in acc.chunks_mut(COL_BLOCK).enumerate() {
                     let c0 = bi * COL_BLOCK;
-                    col_block(b, data, inner, rows.clone(), c0, blk, shift_of(0, c0, blk.len()));
+                    col_block(
+                        b,
+                        data,
+                        inner,
+                        rows.clone(),
+                        c0,
+                        blk,
+                        shift_of(0, c0, blk.len()),
+                    );
                 }
                 acc
             })
@@ -859,7 +1025,9 @@ fn cols_basic<T: RElem>(b: Basic, data: &[T], outer: usize, r: usize, inner: usi
     };
     if big && tasks >= 2 {
         out.par_chunks_mut(inner).enumerate().for_each(|(o, orow)| {
-            orow.par_chunks_mut(COL_BLOCK).enumerate().for_each(|(bi, blk)| work(o, bi, blk));
+            orow.par_chunks_mut(COL_BLOCK)
+                .enumerate()
+                .for_each(|(bi, blk)| work(o, bi, blk));
         });
     } else {
         for (o, orow) in out.chunks_mut(inner).enumerate() {
@@ -900,7 +1068,12 @@ fn as_triple(shape: &[usize], red: &[bool]) -> Option<(usize, usize, usize)> {
 }
 
 /// Reduces contiguous `data` of logical `(outer, r, inner)` into `out`.
-fn reduce_triple<T: RElem>(op: ReduceOp, data: &[T], (outer, r, inner): (usize, usize, usize), out: &mut [T]) {
+fn reduce_triple<T: RElem>(
+    op: ReduceOp,
+    data: &[T],
+    (outer, r, inner): (usize, usize, usize),
+    out: &mut [T],
+) {
     let nt = max_threads();
     let big = nt > 1 && data.len() >= PAR_MIN;
     if inner == 1 {
@@ -908,14 +1081,20 @@ fn reduce_triple<T: RElem>(op: ReduceOp, data: &[T], (outer, r, inner): (usize, 
             out[0] = row_value_par(op, data, nt);
         } else if big && outer >= nt {
             let per = outer.div_ceil(nt * 4).max(1);
-            out.par_chunks_mut(per).zip(data.par_chunks(per * r)).for_each(|(o, d)| {
-                for (ov, row) in o.iter_mut().zip(d.chunks_exact(r)) {
-                    *ov = row_value(op, row);
-                }
-            });
+            out.par_chunks_mut(per)
+                .zip(data.par_chunks(per * r))
+                .for_each(|(o, d)| {
+                    for (ov, row) in o.iter_mut().zip(d.chunks_exact(r)) {
+                        *ov = row_value(op, row);
+                    }
+                });
         } else {
             for (ov, row) in out.iter_mut().zip(data.chunks_exact(r)) {
-                *ov = if big { row_value_par(op, row, nt) } else { row_value(op, row) };
+                *ov = if big {
+                    row_value_par(op, row, nt)
+                } else {
+                    row_value(op, row)
+                };
             }
         }
         return;
@@ -942,7 +1121,10 @@ fn reduce_triple<T: RElem>(op: ReduceOp, data: &[T], (outer, r, inner): (usize, 
 
 /// If `x` is a permutation of a row-major array (positive strides) whose memory order keeps
 /// the kept axes in their logical order, its memory slice and the permuted shape/flags.
-fn memory_order<'a, T: Element>(x: &ArrayViewD<'a, T>, red: &[bool]) -> Option<(&'a [T], Vec<usize>, Vec<bool>)> {
+fn memory_order<'a, T: Element>(
+    x: &ArrayViewD<'a, T>,
+    red: &[bool],
+) -> Option<(&'a [T], Vec<usize>, Vec<bool>)> {
     let x2 = x.clone();
     let data: &'a [T] = x2.to_slice_memory_order()?;
     let mut order: Vec<usize> = (0..x.ndim()).filter(|&a| x.shape()[a] != 1).collect();
@@ -967,7 +1149,12 @@ fn copy_kept_first<T: Element>(x: &ArrayViewD<T>, red: &[bool]) -> Vec<T> {
     p.iter().copied().collect()
 }
 
-fn reduce_typed<T: RElem>(op: ReduceOp, x: ArrayViewD<T>, axes: &[usize], out: &mut ArrayD<T>) -> Result<()> {
+fn reduce_typed<T: RElem>(
+    op: ReduceOp,
+    x: ArrayViewD<T>,
+    axes: &[usize],
+    out: &mut ArrayD<T>,
+) -> Result<()> {
     let name = op.name();
     let shape = x.shape().to_vec();
     let red: Vec<bool> = (0..shape.len()).map(|a| axes.contains(&a)).collect();
@@ -1021,7 +1208,11 @@ fn reduce_typed<T: RElem>(op: ReduceOp, x: ArrayViewD<T>, axes: &[usize], out: &
 #[allow(clippy::eq_op)]
 fn arg_better<T: Element>(is_max: bool, v: T, b: T) -> bool {
     let nan_new = v != v && b == b;
-    if is_max { v > b || nan_new } else { v < b || nan_new }
+    if is_max {
+        v > b || nan_new
+    } else {
+        v < b || nan_new
+    }
 }
 
 /// (index, value) of the extreme of a non-empty iterator; first occurrence wins.
@@ -1083,7 +1274,9 @@ fn arg_typed<T: Element>(is_max: bool, x: ArrayViewD<T>, axis: Option<usize>, ou
                     };
                     if big && outer >= nt {
                         let per = outer.div_ceil(nt * 4).max(1);
-                        out.par_chunks_mut(per).zip(d.par_chunks(per * r)).for_each(|(o, rows)| f(o, rows));
+                        out.par_chunks_mut(per)
+                            .zip(d.par_chunks(per * r))
+                            .for_each(|(o, rows)| f(o, rows));
                     } else {
                         f(out, d);
                     }
@@ -1105,7 +1298,9 @@ fn arg_typed<T: Element>(is_max: bool, x: ArrayViewD<T>, axis: Option<usize>, ou
                         }
                     };
                     if big && outer >= 2 {
-                        out.par_chunks_mut(inner).enumerate().for_each(|(o, oi)| f(o, oi));
+                        out.par_chunks_mut(inner)
+                            .enumerate()
+                            .for_each(|(o, oi)| f(o, oi));
                     } else {
                         for (o, oi) in out.chunks_mut(inner).enumerate() {
                             f(o, oi);
@@ -1128,9 +1323,15 @@ mod tests {
 
     #[test]
     fn triples() {
-        assert_eq!(as_triple(&[2, 3, 4], &[false, true, false]), Some((2, 3, 4)));
+        assert_eq!(
+            as_triple(&[2, 3, 4], &[false, true, false]),
+            Some((2, 3, 4))
+        );
         assert_eq!(as_triple(&[2, 3, 4], &[true, true, false]), Some((1, 6, 4)));
-        assert_eq!(as_triple(&[2, 1, 4], &[false, true, false]), Some((8, 1, 1)));
+        assert_eq!(
+            as_triple(&[2, 1, 4], &[false, true, false]),
+            Some((8, 1, 1))
+        );
         assert_eq!(as_triple(&[2, 3, 4], &[true, false, true]), None);
         assert_eq!(as_triple(&[], &[]), Some((1, 1, 1)));
     }

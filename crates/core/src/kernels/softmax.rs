@@ -73,9 +73,24 @@ pub fn softmax(x: &TensorView, axis: usize, log: bool, out: &mut Tensor) -> Resu
 /// softmax_backward(&y.view(), &g.view(), 0, false, &mut out).unwrap();
 /// assert_eq!(out.to_vec_f64(), vec![0.25, -0.25]);
 /// ```
-pub fn softmax_backward(y: &TensorView, grad: &TensorView, axis: usize, log: bool, out: &mut Tensor) -> Result<()> {
-    let name = if log { "log_softmax_backward" } else { "softmax_backward" };
-    check(name, &[(y.dtype(), y.shape()), (grad.dtype(), grad.shape())], axis, out)?;
+pub fn softmax_backward(
+    y: &TensorView,
+    grad: &TensorView,
+    axis: usize,
+    log: bool,
+    out: &mut Tensor,
+) -> Result<()> {
+    let name = if log {
+        "log_softmax_backward"
+    } else {
+        "softmax_backward"
+    };
+    check(
+        name,
+        &[(y.dtype(), y.shape()), (grad.dtype(), grad.shape())],
+        axis,
+        out,
+    )?;
     match (y, grad, out) {
         (TensorView::F32(a), TensorView::F32(g), Tensor::F32(o)) => {
             let o = o.as_slice_mut().ok_or_else(|| not_contiguous(name))?;
@@ -91,18 +106,29 @@ pub fn softmax_backward(y: &TensorView, grad: &TensorView, axis: usize, log: boo
 }
 
 fn not_contiguous(name: &'static str) -> CoreError {
-    CoreError::Shape { op: name, detail: "out must be contiguous (row-major)".into() }
+    CoreError::Shape {
+        op: name,
+        detail: "out must be contiguous (row-major)".into(),
+    }
 }
 
 fn internal(name: &'static str, dt: DType) -> CoreError {
-    CoreError::DType { op: name, dtype: dt, detail: "internal dtype mismatch".into() }
+    CoreError::DType {
+        op: name,
+        dtype: dt,
+        detail: "internal dtype mismatch".into(),
+    }
 }
 
 /// Validates dtypes (all float, all equal), shapes (all equal to `out`'s) and the axis.
 fn check(name: &'static str, ins: &[(DType, &[usize])], axis: usize, out: &Tensor) -> Result<()> {
     let (dt, shape) = ins[0];
     if !dt.is_float() {
-        return Err(CoreError::DType { op: name, dtype: dt, detail: "needs a float dtype".into() });
+        return Err(CoreError::DType {
+            op: name,
+            dtype: dt,
+            detail: "needs a float dtype".into(),
+        });
     }
     for &(vdt, vshape) in ins.iter().skip(1) {
         if vdt != dt {
@@ -115,23 +141,39 @@ fn check(name: &'static str, ins: &[(DType, &[usize])], axis: usize, out: &Tenso
         if vshape != shape {
             return Err(CoreError::Shape {
                 op: name,
-                detail: format!("inputs have different shapes {} and {}", fmt_shape(shape), fmt_shape(vshape)),
+                detail: format!(
+                    "inputs have different shapes {} and {}",
+                    fmt_shape(shape),
+                    fmt_shape(vshape)
+                ),
             });
         }
     }
     if out.dtype() != dt {
-        return Err(CoreError::DType { op: name, dtype: out.dtype(), detail: format!("out must have dtype {}", dt) });
+        return Err(CoreError::DType {
+            op: name,
+            dtype: out.dtype(),
+            detail: format!("out must have dtype {}", dt),
+        });
     }
     if axis >= shape.len() {
         return Err(CoreError::Index {
             op: name,
-            detail: format!("axis {} is out of bounds for an array of dimension {}", axis, shape.len()),
+            detail: format!(
+                "axis {} is out of bounds for an array of dimension {}",
+                axis,
+                shape.len()
+            ),
         });
     }
     if out.shape() != shape {
         return Err(CoreError::Shape {
             op: name,
-            detail: format!("out has shape {} but the input has shape {}", fmt_shape(out.shape()), fmt_shape(shape)),
+            detail: format!(
+                "out has shape {} but the input has shape {}",
+                fmt_shape(out.shape()),
+                fmt_shape(shape)
+            ),
         });
     }
     Ok(())
@@ -139,14 +181,22 @@ fn check(name: &'static str, ins: &[(DType, &[usize])], axis: usize, out: &Tenso
 
 /// `(outer, n, inner)` around `axis`.
 fn split(shape: &[usize], axis: usize) -> (usize, usize, usize) {
-    (shape[..axis].iter().product(), shape[axis], shape[axis + 1..].iter().product())
+    (
+        shape[..axis].iter().product(),
+        shape[axis],
+        shape[axis + 1..].iter().product(),
+    )
 }
 
 /// NaN-propagating max.
 #[inline(always)]
 #[allow(clippy::eq_op)]
 fn vmax<T: SElem>(acc: T, x: T) -> T {
-    if (x > acc) | (x != x) { x } else { acc }
+    if (x > acc) | (x != x) {
+        x
+    } else {
+        acc
+    }
 }
 
 multiversion! {
@@ -195,7 +245,9 @@ fn softmax_slab_impl<T: SElem>(x: &[T], o: &mut [T], n: usize, inner: usize, log
         let row = |i: usize| i * inner + c0..i * inner + c0 + w;
         m.copy_from_slice(&x[row(0)]);
         for i in 1..n {
-            m.iter_mut().zip(&x[row(i)]).for_each(|(a, &v)| *a = vmax(*a, v));
+            m.iter_mut()
+                .zip(&x[row(i)])
+                .for_each(|(a, &v)| *a = vmax(*a, v));
         }
         s.fill(T::zero());
         for i in 0..n {
@@ -215,12 +267,18 @@ fn softmax_slab_impl<T: SElem>(x: &[T], o: &mut [T], n: usize, inner: usize, log
         if log {
             s.iter_mut().for_each(|v| *v = v.ln());
             for i in 0..n {
-                o[row(i)].iter_mut().zip(s.iter()).for_each(|(ov, &ls)| *ov = *ov - ls);
+                o[row(i)]
+                    .iter_mut()
+                    .zip(s.iter())
+                    .for_each(|(ov, &ls)| *ov = *ov - ls);
             }
         } else {
             s.iter_mut().for_each(|v| *v = T::one() / *v);
             for i in 0..n {
-                o[row(i)].iter_mut().zip(s.iter()).for_each(|(ov, &inv)| *ov *= inv);
+                o[row(i)]
+                    .iter_mut()
+                    .zip(s.iter())
+                    .for_each(|(ov, &inv)| *ov *= inv);
             }
         }
     }
@@ -237,11 +295,15 @@ fn forward<T: SElem>(x: &ArrayViewD<T>, axis: usize, log: bool, out: &mut [T]) {
     if inner == 1 {
         let rows = |o: &mut [T], d: &[T]| {
             let mut scratch = if log { vec![T::zero(); n] } else { Vec::new() };
-            o.chunks_exact_mut(n).zip(d.chunks_exact(n)).for_each(|(o, d)| softmax_row(d, o, log, &mut scratch));
+            o.chunks_exact_mut(n)
+                .zip(d.chunks_exact(n))
+                .for_each(|(o, d)| softmax_row(d, o, log, &mut scratch));
         };
         if big {
             let per = (PAR_MIN / 16 / n).max(1);
-            out.par_chunks_mut(per * n).zip(data.par_chunks(per * n)).for_each(|(o, d)| rows(o, d));
+            out.par_chunks_mut(per * n)
+                .zip(data.par_chunks(per * n))
+                .for_each(|(o, d)| rows(o, d));
         } else {
             rows(out, data);
         }
@@ -252,7 +314,9 @@ fn forward<T: SElem>(x: &ArrayViewD<T>, axis: usize, log: bool, out: &mut [T]) {
                 .zip(data.par_chunks(slab))
                 .for_each(|(o, d)| softmax_slab(d, o, n, inner, log));
         } else {
-            out.chunks_mut(slab).zip(data.chunks(slab)).for_each(|(o, d)| softmax_slab(d, o, n, inner, log));
+            out.chunks_mut(slab)
+                .zip(data.chunks(slab))
+                .for_each(|(o, d)| softmax_slab(d, o, n, inner, log));
         }
     }
 }
@@ -299,7 +363,10 @@ fn backward_slab_impl<T: SElem>(y: &[T], g: &[T], o: &mut [T], n: usize, inner: 
             if log {
                 s.iter_mut().zip(gr).for_each(|(sv, &gv)| *sv += gv);
             } else {
-                s.iter_mut().zip(gr).zip(yr).for_each(|((sv, &gv), &yv)| *sv += gv * yv);
+                s.iter_mut()
+                    .zip(gr)
+                    .zip(yr)
+                    .for_each(|((sv, &gv), &yv)| *sv += gv * yv);
             }
         }
         for i in 0..n {
@@ -324,17 +391,26 @@ fn backward<T: SElem>(y: &ArrayViewD<T>, g: &ArrayViewD<T>, axis: usize, log: bo
         return;
     }
     let (ys, gs) = (y.as_standard_layout(), g.as_standard_layout());
-    let (Some(yd), Some(gd)) = (ys.as_slice(), gs.as_slice()) else { return };
+    let (Some(yd), Some(gd)) = (ys.as_slice(), gs.as_slice()) else {
+        return;
+    };
     let big = yd.len() >= PAR_MIN && max_threads() > 1;
     if inner == 1 {
         let per = (PAR_MIN / 16 / n).max(1) * n;
         let f = |o: &mut [T], y: &[T], g: &[T]| {
-            for ((o, y), g) in o.chunks_exact_mut(n).zip(y.chunks_exact(n)).zip(g.chunks_exact(n)) {
+            for ((o, y), g) in o
+                .chunks_exact_mut(n)
+                .zip(y.chunks_exact(n))
+                .zip(g.chunks_exact(n))
+            {
                 backward_row(y, g, o, log);
             }
         };
         if big {
-            out.par_chunks_mut(per).zip(yd.par_chunks(per)).zip(gd.par_chunks(per)).for_each(|((o, y), g)| f(o, y, g));
+            out.par_chunks_mut(per)
+                .zip(yd.par_chunks(per))
+                .zip(gd.par_chunks(per))
+                .for_each(|((o, y), g)| f(o, y, g));
         } else {
             f(out, yd, gd);
         }
@@ -342,9 +418,16 @@ fn backward<T: SElem>(y: &ArrayViewD<T>, g: &ArrayViewD<T>, axis: usize, log: bo
         let slab = n * inner;
         let f = |o: &mut [T], y: &[T], g: &[T]| backward_slab(y, g, o, n, inner, log);
         if big && outer >= 2 {
-            out.par_chunks_mut(slab).zip(yd.par_chunks(slab)).zip(gd.par_chunks(slab)).for_each(|((o, y), g)| f(o, y, g));
+            out.par_chunks_mut(slab)
+                .zip(yd.par_chunks(slab))
+                .zip(gd.par_chunks(slab))
+                .for_each(|((o, y), g)| f(o, y, g));
         } else {
-            for ((o, y), g) in out.chunks_mut(slab).zip(yd.chunks(slab)).zip(gd.chunks(slab)) {
+            for ((o, y), g) in out
+                .chunks_mut(slab)
+                .zip(yd.chunks(slab))
+                .zip(gd.chunks(slab))
+            {
                 f(o, y, g);
             }
         }
