@@ -3,7 +3,7 @@
 //! Run with `cargo run -p gorgon-autodiff --example seed`.
 use gorgon_autodiff::attrs::Attrs;
 use gorgon_autodiff::graph::Value;
-use gorgon_autodiff::vm::{MachineOptions, TapeMachine};
+use gorgon_autodiff::vm::{node_value, MachineOptions, TapeMachine};
 use gorgon_autodiff::{grad::grad, Graph};
 use gorgon_core::{DType, Tensor};
 use std::sync::{Arc, RwLock};
@@ -22,8 +22,8 @@ fn main() -> Result<(), gorgon_autodiff::Error> {
     for line in m.program()? {
         println!("{line}");
     }
-    let gr = g.read().expect("lock");
-    println!("z = {}", gr.value(z)?.to_vec_f64()[0]);
-    println!("dz/dx = {}, dz/dy = {}", gr.value(grads[0])?.to_vec_f64()[0], gr.value(grads[1])?.to_vec_f64()[0]);
+    let v = |n| node_value(&g, n).map(|t| t.to_vec_f64()[0]);
+    println!("z = {}", v(z)?);
+    println!("dz/dx = {}, dz/dy = {}", v(grads[0])?, v(grads[1])?);
     Ok(())
 }

@@ -110,6 +110,9 @@ pub trait ResultSource: Send + Sync {
 pub struct Graph {
     nodes: Vec<Node>,
     values: Vec<Option<Value>>,
+    /// Per-node value version: bumped whenever a stored value is bound or handed out
+    /// mutably, so device machines re-upload only what changed (see [`Graph::value_version`]).
+    versions: Vec<u64>,
     dedup: HashMap<(String, Vec<NodeId>), NodeId>,
     /// Whether stabilization rewrites are applied as nodes are built.
     pub stabilize: bool,
@@ -145,6 +148,7 @@ impl Graph {
         Graph {
             nodes: Vec::new(),
             values: Vec::new(),
+            versions: Vec::new(),
             dedup: HashMap::new(),
             stabilize,
             grad_of: HashMap::new(),
@@ -193,6 +197,7 @@ impl Graph {
 
     fn push(&mut self, node: Node, value: Option<Value>) -> NodeId {
         self.nodes.push(node);
+        self.versions.push(value.is_some() as u64);
         self.values.push(value);
         self.nodes.len() - 1
     }
@@ -336,6 +341,7 @@ impl Graph {
             return Err(Error::DType(format!("let: value of dtype {} does not fit node {} of dtype {}", dt, node.label(id), node.dtype)));
         }
         self.values[id] = Some(value);
+        self.versions[id] = self.versions[id].wrapping_add(1);
         Ok(())
     }
 
@@ -346,7 +352,31 @@ impl Graph {
 
     /// Mutable stored value of a leaf (made owned first), for solvers and updates.
     pub fn stored_value_mut(&mut self, id: NodeId) -> Option<&mut Tensor> {
-        self.values.get_mut(id).and_then(|v| v.as_mut()).map(|v| v.make_owned())
+        let v = self.values.get_mut(id).and_then(|v| v.as_mut())?;
+        // The caller may write through the reference: count it as a new value.
+        self.versions[id] = self.versions[id].wrapping_add(1);
+        Some(v.make_owned())
+    }
+
+    /// A counter that changes every time the stored value of `id` is bound (`let`) or handed
+    /// out mutably ([`Graph::stored_value_mut`], e.g. by a solver step); 0 for a node that never
+    /// had a value. Device machines compare it with the version they uploaded last, so an
+    /// unchanged leaf is not copied again. (Writes into an external buffer behind the graph's
+    /// back, e.g. a NumPy array mutated in place after `let`, are not seen.)
+    ///
+    /// ```
+    /// use gorgon_autodiff::{Graph, graph::Value};
+    /// use gorgon_core::{DType, Tensor};
+    /// let mut g = Graph::new(true);
+    /// let x = g.leaf(DType::F64, &[], None, None).unwrap();
+    /// assert_eq!(g.value_version(x), 0);
+    /// g.let_value(x, Value::Owned(Tensor::scalar(DType::F64, 1.0))).unwrap();
+    /// let v1 = g.value_version(x);
+    /// g.stored_value_mut(x).unwrap();
+    /// assert_ne!(g.value_version(x), v1);
+    /// ```
+    pub fn value_version(&self, id: NodeId) -> u64 {
+        self.versions.get(id).copied().unwrap_or(0)
     }
 
     /// Registers the machine whose results `value()` reads for op nodes.
@@ -359,20 +389,15 @@ impl Graph {
         self.results.as_ref().and_then(|w| w.upgrade())
     }
 
-    /// A copy of a node's current value: stored for leaves/constants, else from the last run.
+    /// A copy of a leaf's or constant's stored value. Op-node values live in machines: use
+    /// [`crate::vm::node_value`], which asks the machine after releasing the graph lock (a
+    /// graph method must never wait on a machine while the caller holds the graph lock).
     pub fn value(&self, id: NodeId) -> Result<Tensor> {
-        let node = self.try_node(id)?;
-        if let Some(v) = self.stored_value(id) {
-            return Ok(v.view().to_owned());
+        self.try_node(id)?;
+        match self.stored_value(id) {
+            Some(v) => Ok(v.view().to_owned()),
+            None => Err(self.missing_value(id)),
         }
-        if let NodeKind::Op(_) = node.kind {
-            if let Some(src) = self.results.as_ref().and_then(|w| w.upgrade()) {
-                if let Some(r) = src.value_of(id) {
-                    return r;
-                }
-            }
-        }
-        Err(self.missing_value(id))
     }
 
     /// The error for a node that has no value (names the node and what to do).
@@ -381,33 +406,6 @@ impl Graph {
         match node.kind {
             NodeKind::Op(_) => Error::Graph(format!("node {} has no value: run a machine that computes it first", node.label(id))),
             _ => Error::Graph(format!("node {} has no value: bind one with let (or give it init=)", node.label(id))),
-        }
-    }
-
-    /// The gradient value of a node from the last run, if a gradient node exists and was computed.
-    pub fn grad_value(&self, id: NodeId) -> Result<Option<Tensor>> {
-        self.try_node(id)?;
-        let Some(&gid) = self.grad_of.get(&id) else { return Ok(None) };
-        if let Some(src) = self.results.as_ref().and_then(|w| w.upgrade()) {
-            if let Some(r) = src.value_of(gid) {
-                return r.map(Some);
-            }
-        }
-        if let Some(v) = self.stored_value(gid) {
-            return Ok(Some(v.view().to_owned()));
-        }
-        Ok(None)
-    }
-
-    /// Replaces the gradient value of `id` computed by the last run (for all-reduce).
-    pub fn set_grad_value(&self, id: NodeId, value: &TensorView<'_>) -> Result<()> {
-        let n = self.try_node(id)?;
-        let Some(&gid) = self.grad_of.get(&id) else {
-            return Err(Error::Graph(format!("set_grad: {} has no gradient node", n.label(id))));
-        };
-        match self.result_source().and_then(|s| s.overwrite(gid, value)) {
-            Some(r) => r,
-            None => Err(Error::Graph(format!("set_grad: the gradient of {} has not been computed by a live machine", n.label(id)))),
         }
     }
 

@@ -19,7 +19,7 @@
 //! let g = Arc::new(RwLock::new(g));
 //! let m = TapeMachine::new(g.clone(), MachineOptions::default()).unwrap();
 //! m.run_all().unwrap();
-//! assert_eq!(g.read().unwrap().value(z).unwrap().to_vec_f64(), vec![4.5]);
+//! assert_eq!(gorgon_autodiff::vm::node_value(&g, z).unwrap().to_vec_f64(), vec![4.5]);
 //! ```
 #![warn(missing_docs)]
 

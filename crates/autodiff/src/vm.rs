@@ -223,6 +223,8 @@ impl TapeMachine {
         st.computed = true;
         if !self.inner.opts.watch.is_empty() {
             for &w in &self.inner.opts.watch {
+                // Watched nodes are compiled in (kept), so op nodes always have a buffer here;
+                // leaves and constants come from the graph (never ask a machine: we hold its lock).
                 let v = match st.program.node_buf.get(&w) {
                     Some(&b) => st.buffers[b].clone(),
                     None => g.value(w)?,

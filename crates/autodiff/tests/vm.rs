@@ -3,7 +3,7 @@ mod common;
 use common::*;
 use gorgon_autodiff::attrs::Attr;
 use gorgon_autodiff::graph::Value;
-use gorgon_autodiff::vm::{LispMachine, MachineOptions, SharedGraph, TapeMachine};
+use gorgon_autodiff::vm::{grad_node_value, node_value, LispMachine, MachineOptions, SharedGraph, TapeMachine};
 use gorgon_autodiff::{grad::grad, Graph, NodeId};
 use gorgon_core::Tensor;
 use std::sync::{Arc, RwLock};
@@ -22,10 +22,9 @@ fn seed_example_values_and_grads() {
     let g = shared(g);
     let m = TapeMachine::new(g.clone(), MachineOptions::default()).unwrap();
     m.run_all().unwrap();
-    let gr = g.read().unwrap();
-    assert_eq!(gr.value(z).unwrap().to_vec_f64(), vec![4.5]);
-    assert_eq!(gr.value(gs[0]).unwrap().to_vec_f64(), vec![1.0]);
-    assert_eq!(gr.grad_value(y).unwrap().unwrap().to_vec_f64(), vec![1.0]);
+    assert_eq!(node_value(&g, z).unwrap().to_vec_f64(), vec![4.5]);
+    assert_eq!(node_value(&g, gs[0]).unwrap().to_vec_f64(), vec![1.0]);
+    assert_eq!(grad_node_value(&g, y).unwrap().unwrap().to_vec_f64(), vec![1.0]);
 }
 
 #[test]
@@ -37,9 +36,8 @@ fn lisp_machine_backprops_the_single_cost() {
     let g = shared(g);
     let m = LispMachine::new(g.clone(), true, MachineOptions::default()).unwrap();
     m.run_all().unwrap();
-    let gr = g.read().unwrap();
-    assert_eq!(gr.value(c).unwrap().to_vec_f64(), vec![14.0]);
-    assert_eq!(gr.grad_value(x).unwrap().unwrap().to_vec_f64(), vec![2.0, 4.0, 6.0]);
+    assert_eq!(node_value(&g, c).unwrap().to_vec_f64(), vec![14.0]);
+    assert_eq!(grad_node_value(&g, x).unwrap().unwrap().to_vec_f64(), vec![2.0, 4.0, 6.0]);
 }
 
 /// Central-difference check of d(cost)/d(w) for a small MLP-like graph.
@@ -63,7 +61,7 @@ fn finite_differences_match_symbolic_gradient() {
     let g = shared(g);
     let m = TapeMachine::new(g.clone(), MachineOptions::default()).unwrap();
     m.run_all().unwrap();
-    let sym = g.read().unwrap().value(dw).unwrap().to_vec_f64();
+    let sym = node_value(&g, dw).unwrap().to_vec_f64();
     let eps = 1e-6;
     for k in 0..6 {
         let eval = |delta: f64| {
@@ -73,7 +71,7 @@ fn finite_differences_match_symbolic_gradient() {
             let g = shared(g);
             let m = TapeMachine::new(g.clone(), MachineOptions::default()).unwrap();
             m.run_all().unwrap();
-            let v = g.read().unwrap().value(c).unwrap().to_vec_f64()[0];
+            let v = node_value(&g, c).unwrap().to_vec_f64()[0];
             v
         };
         let fd = (eval(eps) - eval(-eps)) / (2.0 * eps);
@@ -91,7 +89,7 @@ fn second_derivative_of_tanh() {
     let g = shared(g);
     let m = TapeMachine::new(g.clone(), MachineOptions::default()).unwrap();
     m.run_all().unwrap();
-    let v = g.read().unwrap().value(d2).unwrap().to_vec_f64()[0];
+    let v = node_value(&g, d2).unwrap().to_vec_f64()[0];
     let th = 0.3f64.tanh();
     assert!((v - (-2.0 * th * (1.0 - th * th))).abs() < 1e-12);
 }

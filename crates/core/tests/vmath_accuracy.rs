@@ -695,8 +695,26 @@ fn bench_exp_tanh_16m() {
         }
         best
     };
-    let ms = time(&mut || y.copy_from_slice(&x));
-    eprintln!("memcpy f32 16M: {ms:.1} ms");
+    {
+        use gorgon_core::kernels::elementwise::{binary, BinaryOp};
+        let a = Tensor::from_vec(x.clone(), &[4096, 4096]).unwrap();
+        let b = Tensor::from_vec(x.iter().rev().copied().collect::<Vec<_>>(), &[4096, 4096]).unwrap();
+        let row = Tensor::from_vec(x[..4096].to_vec(), &[4096]).unwrap();
+        let mut out = Tensor::zeros(DType::F32, &[4096, 4096]);
+        let ms = time(&mut || {
+            for ((o, &p), &q) in y.iter_mut().zip(&x).zip(x.iter().rev()) {
+                *o = p + q;
+            }
+        });
+        eprintln!("add f32 16M: plain loop {ms:.1} ms ({})", y[7]);
+        let ms = time(&mut || binary(BinaryOp::Add, &a.view(), &b.view(), &mut out).unwrap());
+        eprintln!("add f32 16M: binary() same shape {ms:.1} ms");
+        let ms = time(&mut || binary(BinaryOp::Add, &a.view(), &row.view(), &mut out).unwrap());
+        eprintln!("add f32 16M: binary() row broadcast {ms:.1} ms");
+        let at = a.view().permuted(&[1, 0]).unwrap();
+        let ms = time(&mut || binary(BinaryOp::Add, &at, &b.view(), &mut out).unwrap());
+        eprintln!("add f32 16M: binary() transposed operand {ms:.1} ms");
+    }
     // In-cache throughput: 8k elements, 2048 times (same element count).
     for f in [VFunc::Exp, VFunc::Tanh] {
         for &l in &levels() {

@@ -23,9 +23,9 @@ use numpy::{PyArrayDyn, PyArrayMethods, PyReadwriteArrayDyn};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-/// Why CUDA cannot be used (this build has no CUDA backend wired in yet).
+/// Why CUDA cannot be used (no driver library, no device, built without CUDA support...).
 pub(crate) fn cuda_reason() -> String {
-    "built without CUDA support".to_string()
+    gorgon_cuda::probe::unavailable_reason().unwrap_or_else(|| "CUDA is available, but this build runs programs on the CPU only".to_string())
 }
 
 fn hyper(d: &Bound<'_, PyDict>, key: &str, default: Option<f64>) -> PyResult<f64> {
@@ -161,19 +161,24 @@ fn seed(n: u64) -> PyResult<()> {
 /// Whether a CUDA device can be used.
 #[pyfunction]
 fn cuda_is_available() -> bool {
-    false
+    probe_guard(gorgon_cuda::probe::is_available)
 }
 
 /// Number of usable CUDA devices.
 #[pyfunction]
 fn cuda_device_count() -> usize {
-    0
+    probe_guard(gorgon_cuda::probe::device_count)
 }
 
 /// Why CUDA cannot be used (None when it can).
 #[pyfunction]
 fn cuda_unavailable_reason() -> Option<String> {
-    Some(cuda_reason())
+    probe_guard(gorgon_cuda::probe::unavailable_reason)
+}
+
+/// Runs a probe, treating a panic inside a driver library loader as "unavailable".
+fn probe_guard<T: Default>(f: impl FnOnce() -> T + std::panic::UnwindSafe) -> T {
+    std::panic::catch_unwind(f).unwrap_or_default()
 }
 
 /// The SIMD instruction set the CPU kernels use ("avx512", "avx2", "neon", "scalar").
