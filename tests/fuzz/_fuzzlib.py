@@ -1177,8 +1177,7 @@ class Prog:
 def where_ref(c: Any, a: Any, b: Any, d: np.dtype) -> Ref:
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        # operands in the result dtype: gorgon_rs lifts two non-node operands with np.result_type
-        # (see test_reliability::test_where_python_scalar_adopts_the_array_dtype)
+        # operands in the result dtype (Python scalars adopt the other operand's dtype)
         val = np.where(np.asarray(c) != 0, np.asarray(a).astype(d), np.asarray(b).astype(d))
     return Ref(np.asarray(val).astype(d), dtype=d)
 

@@ -99,3 +99,18 @@ mod tests {
         assert_eq!(contiguous_strides(&[2, 3, 4]), vec![12, 4, 1]);
     }
 }
+
+/// Shape equality for hot paths. Equivalent to `a == b`, but never calls `memcmp`: slice
+/// equality on `usize` lowers to `memcmp`, and on some CPUs glibc's AVX-512 `memcmp` takes
+/// ~400 ns for two *empty* slices (dangling pointers of 0-d shapes), which dominated
+/// scalar-graph runs.
+///
+/// ```
+/// use gorgon_core::shape::same_shape;
+/// assert!(same_shape(&[], &[]));
+/// assert!(!same_shape(&[2, 3], &[3, 2]));
+/// ```
+#[inline]
+pub fn same_shape(a: &[usize], b: &[usize]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}

@@ -12,6 +12,8 @@
 //!   kernel family (elementwise, reductions, softmax, gather/scatter, cuBLAS matmul, conv,
 //!   pooling, solver updates) — these methods exist only with the `cuda` feature.
 //! - [`layout`]: the host-side index arithmetic shared by those launches.
+//! - `machine` (with the `cuda` feature): `CudaMachine`, which runs a compiled
+//!   gorgon-autodiff `Program` on the GPU with the CPU tape machine's API.
 //!
 //! ```
 //! if gorgon_cuda::is_available() {
@@ -31,6 +33,8 @@ pub mod device;
 pub mod error;
 pub mod kernels;
 pub mod layout;
+#[cfg(feature = "cuda")]
+pub mod machine;
 #[cfg(feature = "cuda")]
 mod nn;
 #[cfg(feature = "cuda")]

@@ -37,7 +37,7 @@ use crate::{DType, Element, Float, Result, Tensor, TensorView};
 use ndarray::{ArrayD, ArrayViewD, IxDyn};
 
 /// A unary elementwise operation. Float-only ops reject integer inputs with
-/// `CoreError::DType`; `Neg Abs Sign Square Cube` also accept int32/int64.
+/// `CoreError::DType`; `Neg Abs Sign Square Cube` (and `Relu`) also accept int32/int64.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum UnaryOp {
     /// −x
@@ -232,7 +232,7 @@ pub fn unary(op: UnaryOp, x: &TensorView, out: &mut Tensor) -> Result<()> {
             detail: format!("output dtype {} differs from input dtype {}", out.dtype(), x.dtype()),
         });
     }
-    if out.shape() != x.shape() {
+    if !crate::shape::same_shape(out.shape(), x.shape()) {
         return Err(shape_err(name, format!(
             "output shape {} differs from input shape {}",
             fmt_shape(out.shape()),
@@ -334,7 +334,7 @@ pub fn where_(cond: &TensorView, a: &TensorView, b: &TensorView, out: &mut Tenso
 /// these undefined); int64→int32 wraps like NumPy.
 pub fn cast(x: &TensorView, out: &mut Tensor) -> Result<()> {
     let name = "cast";
-    if out.shape() != x.shape() {
+    if !crate::shape::same_shape(out.shape(), x.shape()) {
         return Err(shape_err(name, format!(
             "output shape {} differs from input shape {}",
             fmt_shape(out.shape()),
@@ -361,7 +361,7 @@ pub fn copy_into(x: &TensorView, out: &mut Tensor) -> Result<()> {
             detail: format!("output dtype {} differs from input dtype {}", out.dtype(), x.dtype()),
         });
     }
-    if out.shape() != x.shape() {
+    if !crate::shape::same_shape(out.shape(), x.shape()) {
         return Err(shape_err(name, format!(
             "output shape {} differs from input shape {}",
             fmt_shape(out.shape()),
@@ -409,7 +409,7 @@ fn same_dtypes(op: &'static str, ins: &[DType], out: DType) -> Result<()> {
 }
 
 fn check_out_shape(op: &'static str, want: &[usize], got: &[usize]) -> Result<()> {
-    if want != got {
+    if !crate::shape::same_shape(want, got) {
         return Err(shape_err(op, format!(
             "output shape {} differs from the broadcast shape {}",
             fmt_shape(got),

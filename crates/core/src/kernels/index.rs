@@ -94,7 +94,7 @@ pub fn scatter_add(
     let mut want = os[..axis].to_vec();
     want.extend_from_slice(indices.shape());
     want.extend_from_slice(&os[axis + 1..]);
-    if grad.shape() != want.as_slice() {
+    if !crate::shape::same_shape(grad.shape(), want.as_slice()) {
         return Err(CoreError::Shape {
             op: name,
             detail: format!(
@@ -274,7 +274,7 @@ fn check_out(name: &'static str, out: &Tensor, dt: DType, want: &[usize]) -> Res
             detail: format!("out must have dtype {}", dt),
         });
     }
-    if out.shape() != want {
+    if !crate::shape::same_shape(out.shape(), &want) {
         return Err(CoreError::Shape {
             op: name,
             detail: format!(

@@ -126,7 +126,7 @@ impl Geometry {
             })?;
         let mut want = batch.clone();
         want.extend_from_slice(&[m, n]);
-        if out.shape() != want.as_slice() {
+        if !crate::shape::same_shape(out.shape(), want.as_slice()) {
             return Err(CoreError::Shape {
                 op: "matmul",
                 detail: format!(

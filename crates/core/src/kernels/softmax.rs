@@ -166,7 +166,7 @@ fn check(name: &'static str, ins: &[(DType, &[usize])], axis: usize, out: &Tenso
             ),
         });
     }
-    if out.shape() != shape {
+    if !crate::shape::same_shape(out.shape(), shape) {
         return Err(CoreError::Shape {
             op: name,
             detail: format!(
