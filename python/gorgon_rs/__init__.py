@@ -108,8 +108,8 @@ def seed(n: int) -> None:
     Example:
         >>> gr.seed(0)
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-        raise ValueError(f"seed must be a non-negative int, got {n!r}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0 or n >= 2**64:
+        raise ValueError(f"seed must be an int in [0, 2**64), got {n!r}")
     _native.seed(int(n))
     try:
         from . import init as _init

@@ -83,6 +83,8 @@ def _shape_of(shape: Any) -> tuple[int, ...]:
         raise TypeError(f"shape must be an int or a tuple of ints, got {shape!r}")
     if any(d < 0 for d in dims):
         raise ShapeError(f"negative dimension in shape {dims} (at {_where()})")
+    if any(d >= 2**63 for d in dims):
+        raise ShapeError(f"dimension too large in shape {dims}: each must be below 2**63 (at {_where()})")
     return dims
 
 
@@ -513,9 +515,15 @@ def _lift(v: Any, like: Node) -> Node:
         return v
     g = like.graph
     if _is_py_scalar(v):
-        src = np.asarray(v)
+        try:
+            src = np.asarray(v)
+        except OverflowError:
+            raise DTypeError(f"the Python int {v} does not fit any NumPy integer dtype (operand of {like!r})") from None
         if np.can_cast(src.dtype, like.dtype, "same_kind"):
-            return _const(g, np.asarray(v, dtype=like.dtype))
+            try:
+                return _const(g, np.asarray(v, dtype=like.dtype))
+            except OverflowError:
+                raise DTypeError(f"the Python scalar {v!r} does not fit the dtype {like.dtype} of {like!r}") from None
         return _const(g, src.astype(np.float64) if src.dtype.kind == "f" else src)
     if isinstance(v, np.ndarray):
         return _const(g, v)

@@ -277,7 +277,11 @@ def ceil(x: Any) -> Node:
 
 def leaky_relu(x: Any, alpha: float = 0.01) -> Node:
     """x if x > 0 else alpha * x."""
-    return _unary("leaky_relu", x, alpha=float(alpha))
+    try:
+        a = float(alpha)
+    except OverflowError:
+        raise ValueError(f"leaky_relu: alpha {alpha!r} does not fit a float64") from None
+    return _unary("leaky_relu", x, alpha=a)
 
 
 def clip(x: Any, lo: Any = None, hi: Any = None) -> Node:
@@ -532,7 +536,9 @@ def _nodes_like(op: str, xs: Sequence[Any]) -> list[Node]:
 def concat(nodes: Sequence[Any], axis: int = 0) -> Node:
     """Join along an existing axis."""
     ns = _nodes_like("concat", nodes)
-    ax = _norm_axis(_int(axis, "axis"), ns[0].ndim, "concat", ns[0]) if ns[0].ndim else 0
+    if ns[0].ndim == 0:
+        raise _fail(ShapeError, "concat", ns, "zero-dimensional arrays cannot be concatenated")
+    ax = _norm_axis(_int(axis, "axis"), ns[0].ndim, "concat", ns[0])
     if len(ns) == 1:
         return ns[0]
     return _apply("concat", ns, axis=ax)
@@ -554,7 +560,10 @@ def squeeze(x: Any, axis: Axis = None) -> Node:
     if axis is None:
         drop = {i for i, d in enumerate(x.shape) if d == 1}
     else:
-        drop = {_norm_axis(a, x.ndim, "squeeze", x) for a in _axes(axis) or []}
+        listed = [_norm_axis(a, x.ndim, "squeeze", x) for a in _axes(axis) or []]
+        drop = set(listed)
+        if len(drop) != len(listed):
+            raise _fail(ShapeError, "squeeze", [x], f"repeated axis in {axis!r}")
         for a in drop:
             if x.shape[a] != 1:
                 raise _fail(ShapeError, "squeeze", [x], f"cannot select an axis to squeeze out which has size not equal to one (axis {a})")

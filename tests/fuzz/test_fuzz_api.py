@@ -19,7 +19,8 @@ from hypothesis.extra import numpy as hnp
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 import gorgon_rs as gr
-from _fuzzlib import (DTYPES, Prog, Ref, Refused, arrays, fuzz_settings, guarded, mismatch, shapes, share, tick)
+from _fuzzlib import (DTYPES, KNOWN_BUG_HITS, Prog, Ref, Refused, arrays, fuzz_settings, guarded, mismatch,
+                      shapes, tick)
 
 # ---------------------------------------------------------------------------------------------
 # Wrong argument types and values
@@ -405,6 +406,11 @@ class MachineLifecycle(RuleBasedStateMachine):
             r = guarded("function call", m, v)
             if closed:
                 assert isinstance(r, Refused) and isinstance(r.exc, gr.GraphError), r
+                if self.x.has_value and (self.xv is None or not np.array_equal(self.x.value, self.xv)):
+                    # KNOWN BUG (test_reliability::test_calling_a_closed_function_changes_nothing):
+                    # the failed call bound its argument to x
+                    KNOWN_BUG_HITS["closed-function-call-binds-inputs"] += 1
+                    self.xv = self.x.value
                 return
             assert not isinstance(r, Refused), r.exc
             self.xv = v.astype(self.dtype)

@@ -17,8 +17,8 @@ from hypothesis import event, given, note
 from hypothesis import strategies as st
 
 import gorgon_rs as gr
-from _fuzzlib import (SMOOTH_BINARY, SMOOTH_REDUCE, SMOOTH_UNARY, Prog, Ref, Refused, arrays, eps, fuzz_settings,
-                      guarded, mismatch, shapes, tick)
+from _fuzzlib import (KNOWN_BUG_HITS, SMOOTH_BINARY, SMOOTH_REDUCE, SMOOTH_UNARY, Prog, Ref, Refused, arrays,
+                      fuzz_settings, guarded, mismatch, shapes, tick)
 
 GRAD_FAMILIES = ("unary", "unary", "binary", "binary", "reduce", "matmul", "shape", "index", "softmax", "take",
                  "concat")
@@ -77,6 +77,11 @@ def _fd_check(p, f_cost, leaves, wrt_index, sym, what):
             event("fd: too curved here, coordinate skipped")
             continue
         g = float(sym.flat[k])
+        if np.isnan(g) and ("gr.pow(" in p.repro() or " ** " in p.repro()):
+            # KNOWN BUG (test_reliability::test_pow_gradient_at_a_zero_base): NaN where it is 0
+            KNOWN_BUG_HITS["pow-grad-at-zero-base"] += 1
+            event("known bug: pow-grad-at-zero-base")
+            continue
         if not abs(g - fd2) <= 1e-5 * max(1.0, abs(fd2)):
             raise AssertionError(
                 f"{what}: d cost / d {leaves[wrt_index].name}.flat[{k}] is {g!r} by gr.grad but {fd2!r} by "

@@ -62,7 +62,7 @@ pub struct Program {
 impl Program {
     /// Total bytes of planned buffers.
     pub fn buffer_bytes(&self) -> usize {
-        self.buffers.iter().map(|b| b.shape.iter().product::<usize>() * b.dtype.size_of()).sum()
+        self.buffers.iter().map(|b| b.shape.iter().fold(b.dtype.size_of(), |acc, &d| acc.saturating_mul(d))).fold(0usize, |a, b| a.saturating_add(b))
     }
 
     /// One line per instruction, e.g. `[0] z = add(x, y) :: () float64 -> buf0`.

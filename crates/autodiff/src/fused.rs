@@ -235,7 +235,7 @@ pub fn binary_scalar<T: Float>(b: B, p: T, q: T) -> T {
         B::Mul => p * q,
         B::Div => p / q,
         B::Pow => p.powf(q),
-        B::FloorDiv => T::from_f64((p / q).to_f64().floor()),
+        B::FloorDiv => T::from_f64(gorgon_core::kernels::elementwise::floor_divide_f64(p.to_f64(), q.to_f64())),
         B::Maximum => if p.is_nan() || q.is_nan() { p + q } else if p > q { p } else { q },
         B::Minimum => if p.is_nan() || q.is_nan() { p + q } else if p < q { p } else { q },
         B::Lt => bool01(p < q),

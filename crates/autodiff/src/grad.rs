@@ -195,16 +195,32 @@ pub fn vjp(g: &mut Graph, y: NodeId, op: &Op, xs: &[NodeId], gy: NodeId, needs: 
                     if needs[0] { Some(div(g, gy, bb)?) } else { None },
                     if needs[1] { let t = mul(g, gy, y)?; let q = div(g, t, bb)?; Some(neg(g, q)?) } else { None },
                 ),
-                B::Pow => (
-                    if needs[0] {
-                        let o = scalar_like(g, bb, 1.0);
-                        let bm1 = sub(g, bb, o)?;
-                        let p = bin(g, B::Pow, a, bm1)?;
-                        let t = mul(g, bb, p)?;
-                        Some(mul(g, gy, t)?)
-                    } else { None },
-                    if needs[1] { let l = un(g, U::Log, a)?; let t = mul(g, y, l)?; Some(mul(g, gy, t)?) } else { None },
-                ),
+                // As PyTorch: d(a^b)/da = b·a^(b−1), taken as 0 where b == 0; d(a^b)/db =
+                // a^b·ln a, taken as 0 where a == 0 and b ≥ 0 (no 0·∞ NaNs at a zero base).
+                B::Pow => {
+                    let zero = scalar_like(g, bb, 0.0);
+                    let loc = g.node(y).location.clone();
+                    (
+                        if needs[0] {
+                            let o = scalar_like(g, bb, 1.0);
+                            let bm1 = sub(g, bb, o)?;
+                            let p = bin(g, B::Pow, a, bm1)?;
+                            let t = mul(g, bb, p)?;
+                            let b0 = bin(g, B::Eq, bb, zero)?;
+                            let t = g.apply(Op::Where, &[b0, zero, t], loc.clone())?;
+                            Some(mul(g, gy, t)?)
+                        } else { None },
+                        if needs[1] {
+                            let l = un(g, U::Log, a)?;
+                            let t = mul(g, y, l)?;
+                            let a0 = bin(g, B::Eq, a, zero)?;
+                            let bpos = bin(g, B::Ge, bb, zero)?;
+                            let mask = mul(g, a0, bpos)?;
+                            let t = g.apply(Op::Where, &[mask, zero, t], loc)?;
+                            Some(mul(g, gy, t)?)
+                        } else { None },
+                    )
+                }
                 B::Maximum | B::Minimum => {
                     let cmp = if *b == B::Maximum { B::Gt } else { B::Lt };
                     let strict = bin(g, cmp, a, bb)?;
@@ -256,7 +272,25 @@ pub fn vjp(g: &mut Graph, y: NodeId, op: &Op, xs: &[NodeId], gy: NodeId, needs: 
                     let share = div(g, mask, cnt)?;
                     mul(g, gb, share)
                 }
-                ReduceOp::Prod => { let yk = reshape(g, y, &keep_shape)?; let q = div(g, yk, x)?; mul(g, gb, q) }
+                ReduceOp::Prod => {
+                    // d prod / d x_i = product of the other factors, computed without dividing by
+                    // zero: with no zero factor it is prod/x_i; with exactly one zero, only that
+                    // position gets the product of the non-zero factors; with two or more, zero.
+                    let zero = scalar_like(g, x, 0.0);
+                    let one = scalar_like(g, x, 1.0);
+                    let loc = g.node(y).location.clone();
+                    let is0 = bin(g, B::Eq, x, zero)?;
+                    let nzeros = sum(g, is0, axes.clone(), true)?;
+                    let safe = g.apply(Op::Where, &[is0, one, x], loc.clone())?;
+                    let pnz = g.apply(Op::Reduce { op: ReduceOp::Prod, axes: axes.clone(), keepdims: true }, &[safe], loc.clone())?;
+                    let no_zero = bin(g, B::Eq, nzeros, zero)?;
+                    let one_zero = bin(g, B::Eq, nzeros, one)?;
+                    let q = div(g, pnz, safe)?;
+                    let at_nonzero = g.apply(Op::Where, &[no_zero, q, zero], loc.clone())?;
+                    let at_zero = g.apply(Op::Where, &[one_zero, pnz, zero], loc.clone())?;
+                    let d = g.apply(Op::Where, &[is0, at_zero, at_nonzero], loc)?;
+                    mul(g, gb, d)
+                }
                 ReduceOp::LogSumExp => {
                     let yk = reshape(g, y, &keep_shape)?;
                     let d = sub(g, x, yk)?;

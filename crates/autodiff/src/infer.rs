@@ -193,6 +193,9 @@ pub fn infer(op: &Op, ins: &[(DType, &[usize])]) -> Result<(DType, Vec<usize>)> 
             }
             let d = same_dtype(op, ins)?;
             let first = ins[0].1;
+            if first.is_empty() {
+                return Err(shape_err(op, "zero-dimensional arrays cannot be concatenated"));
+            }
             let mut out = first.to_vec();
             out[*axis] = 0;
             for (_, s) in ins {

@@ -61,7 +61,11 @@ pub fn save(path: &Path, items: &[(String, Tensor)]) -> Result<()> {
         .map_err(|e| Error::Format(format!("save: cannot serialize: {e}")))?;
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let fname = path.file_name().ok_or_else(|| Error::Io(format!("save: {} is not a file path", path.display())))?;
-    let tmp = dir.join(format!(".{}.tmp{}", fname.to_string_lossy(), std::process::id()));
+    // Unique per process *and* per call, so concurrent saves to one path never share a
+    // temporary file (the last rename wins; each rename is atomic).
+    static SAVE_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nth = SAVE_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{}.tmp{}-{}", fname.to_string_lossy(), std::process::id(), nth));
     let io = |e: std::io::Error| match e.kind() {
         std::io::ErrorKind::NotFound => Error::NotFound(format!("save: {}: {e}", path.display())),
         _ => Error::Io(format!("save: {}: {e}", path.display())),

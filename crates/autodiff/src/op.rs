@@ -333,10 +333,22 @@ impl Op {
                 }
                 Op::Slice(v.chunks(3).map(|c| (c[0] as isize, c[1] as isize, c[2] as isize)).collect())
             }
-            "broadcast_to" => Op::BroadcastTo(a.ints("shape")?.iter().map(|&x| x.max(0) as usize).collect()),
+            "broadcast_to" => {
+                let shape = a.ints("shape")?;
+                if let Some(d) = shape.iter().find(|&&d| d < 0) {
+                    return Err(Error::Shape(format!("broadcast_to: all elements of the shape must be non-negative, got {d} in {shape:?}")));
+                }
+                Op::BroadcastTo(shape.iter().map(|&x| x as usize).collect())
+            }
             "concat" => Op::Concat(axis0("axis", 0)?),
             "take" => Op::Take(axis0("axis", 0)?),
-            "one_hot" => Op::OneHot { n: a.int_or("n", 0)?.max(0) as usize, dtype: a.dtype_or("dtype", DType::F32)? },
+            "one_hot" => {
+                let n = a.int_or("n", 0)?;
+                if n < 0 {
+                    return Err(Error::Shape(format!("one_hot: the number of classes must be non-negative, got {n}")));
+                }
+                Op::OneHot { n: n as usize, dtype: a.dtype_or("dtype", DType::F32)? }
+            }
             "softmax" | "log_softmax" => Op::Softmax { axis: axis0("axis", -1)?, log: name == "log_softmax" },
             "conv2d" => Op::Conv2d(Conv2dParams {
                 stride: pair(a, "stride", 1)?,

@@ -45,8 +45,8 @@ pub fn node_value(g: &SharedGraph, id: NodeId) -> Result<Tensor> {
     Err(read(g)?.missing_value(id))
 }
 
-/// The value of a node's gradient from the last run (like [`Graph::grad_value`], with the
-/// lock order of [`node_value`]).
+/// The value of a node's gradient from the last run (the node [`Graph::grad_of`] maps it to),
+/// read with the lock order of [`node_value`].
 pub fn grad_node_value(g: &SharedGraph, id: NodeId) -> Result<Option<Tensor>> {
     let (gid, src) = {
         let gr = read(g)?;
@@ -176,7 +176,9 @@ impl TapeMachine {
         let mut buffers = Vec::with_capacity(program.buffers.len());
         for spec in &program.buffers {
             buffers.push(Tensor::try_zeros(spec.dtype, &spec.shape).map_err(|e| {
-                Error::Alloc(format!("compiling: cannot allocate {} bytes for a buffer of shape {} {} ({}); the program needs {} bytes in all", spec.shape.iter().product::<usize>() * spec.dtype.size_of(), fmt_shape(&spec.shape), spec.dtype, e, program.buffer_bytes()))
+                let bytes = spec.shape.iter().fold(spec.dtype.size_of() as u128, |acc, &d| acc.saturating_mul(d as u128));
+                let total: u128 = program.buffers.iter().map(|b| b.shape.iter().fold(b.dtype.size_of() as u128, |acc, &d| acc.saturating_mul(d as u128))).fold(0u128, |a, b| a.saturating_add(b));
+                Error::Alloc(format!("compiling: cannot allocate {bytes} bytes for a buffer of shape {} {} ({e}); the program needs {total} bytes in all", fmt_shape(&spec.shape), spec.dtype))
             })?);
         }
         let state = RunState { program, buffers, computed: false, closed: false, watched: HashMap::new(), trace_log: vec![] };

@@ -2,7 +2,7 @@
 //! helpers that never block on a Rust lock while holding the GIL.
 //!
 //! In: a C-contiguous, aligned NumPy array of the node's dtype is bound without a copy
-//! ([`NumpyTensor`] keeps the array alive and views its memory); a Python scalar bound to a
+//! (`NumpyTensor` keeps the array alive and views its memory); a Python scalar bound to a
 //! 0-d node is converted directly; anything else is left to the Python layer, which converts
 //! it once with NumPy's `same_kind` casting and calls again. Out: results become new NumPy
 //! arrays (a moved Rust buffer, or one copy straight from a machine buffer for small ones).

@@ -256,6 +256,9 @@ impl PyFunction {
                     Err(TryLockError::WouldBlock) => py.detach(|| drop(self.calls.lock())),
                 }
             };
+            if self.m.is_closed() {
+                return Err(new_err(Kind::Graph, "this function is closed; its machine was freed"));
+            }
             let mut values: Vec<Value> = Vec::with_capacity(self.inputs.len());
             for (k, (spec, a)) in self.inputs.iter().zip(args.iter()).enumerate() {
                 let v = match convert::fast_value(&a, spec.dtype, &spec.shape)? {

@@ -7,7 +7,7 @@
 //! through specialized loops (both unit-stride → slices, one operand a scalar → slice plus
 //! constant, anything else → strided gather), so contiguous tensors, scalars and row/column
 //! broadcasts all reach tight, vectorizable loops. Large outputs are split into contiguous
-//! pieces across threads ([`threads`](super::threads)).
+//! pieces across threads ([`threads`]).
 //!
 //! Exp/Log/Log1p/Expm1/Tanh/Sigmoid (and Softplus/Mish built on them) use the explicit SIMD
 //! kernels of [`vmath`](super::vmath); simple maps are compiled a second time with AVX2
@@ -221,6 +221,32 @@ impl BinaryOp {
 // =========================================================================================
 // Public kernels.
 // =========================================================================================
+
+/// NumPy's float `floor_divide` (its `npy_divmod` rule): `1.0 // 0.1 == 9.0`,
+/// `inf // 2` is NaN, `-1 // inf == -1`, division by zero gives `a / b`.
+///
+/// ```
+/// use gorgon_core::kernels::elementwise::floor_divide_f64;
+/// assert_eq!(floor_divide_f64(1.0, 0.1), 9.0);
+/// assert_eq!(floor_divide_f64(-1.0, f64::INFINITY), -1.0);
+/// assert_eq!(floor_divide_f64(7.0, -2.0), -4.0);
+/// ```
+pub fn floor_divide_f64(a: f64, b: f64) -> f64 {
+    if b == 0.0 {
+        return a / b;
+    }
+    let m = a % b;
+    let mut div = (a - m) / b;
+    if m != 0.0 && ((b < 0.0) != (m < 0.0)) {
+        div -= 1.0;
+    }
+    if div != 0.0 {
+        let f = div.floor();
+        if div - f > 0.5 { f + 1.0 } else { f }
+    } else {
+        0.0f64.copysign(a / b)
+    }
+}
 
 /// `out = op(x)`. `out` has x's shape and dtype.
 pub fn unary(op: UnaryOp, x: &TensorView, out: &mut Tensor) -> Result<()> {
@@ -868,13 +894,13 @@ fn unary_float_slice<T: EwFloat>(op: UnaryOp, x: &[T], out: &mut [T]) {
         }
         UnaryOp::Clip(lo, hi) => {
             let (lo, hi) = (T::from_f64(lo), T::from_f64(hi));
+            // NumPy's clip is minimum(maximum(x, lo), hi): hi wins when lo > hi; NaN stays NaN.
             map1(x, out, move |v: T| {
-                if v < lo {
-                    lo
-                } else if v > hi {
+                let m = if v < lo { lo } else { v };
+                if m > hi {
                     hi
                 } else {
-                    v
+                    m
                 }
             })
         }
@@ -1070,7 +1096,7 @@ fn binary_float<T: EwFloat>(op: BinaryOp, a: &ArrayViewD<'_, T>, b: &ArrayViewD<
         BinaryOp::Mul => binary_t(n, a, b, o, |x: T, y: T| x * y),
         BinaryOp::Div => binary_t(n, a, b, o, |x: T, y: T| x / y),
         BinaryOp::Pow => binary_t(n, a, b, o, |x: T, y: T| x.powf(y)),
-        BinaryOp::FloorDiv => binary_t(n, a, b, o, |x: T, y: T| (x / y).floor()),
+        BinaryOp::FloorDiv => binary_t(n, a, b, o, |x: T, y: T| T::from_f64(floor_divide_f64(x.to_f64(), y.to_f64()))),
         BinaryOp::Maximum => binary_t(n, a, b, o, |x: T, y: T| if x > y || x.is_nan() { x } else { y }),
         BinaryOp::Minimum => binary_t(n, a, b, o, |x: T, y: T| if x < y || x.is_nan() { x } else { y }),
         BinaryOp::Lt => binary_t(n, a, b, o, |x: T, y: T| b2t(x < y)),

@@ -228,6 +228,9 @@ pub fn arg_reduce(
         _ => unreachable_dtype(name)?,
     };
     let os = o.as_slice_mut().ok_or_else(|| not_contiguous(name))?;
+    if os.is_empty() {
+        return Ok(());
+    }
     crate::match_tensor!(TensorView, x, a => arg_typed(is_max, a.view(), axis, os));
     Ok(())
 }

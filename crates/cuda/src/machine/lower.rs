@@ -290,7 +290,9 @@ mod tests {
         Tensor::from_vec((0..n as i64).collect::<Vec<i64>>(), shape).unwrap()
     }
 
-    fn specs() -> Vec<(Vec<usize>, Vec<(isize, isize, isize)>)> {
+    type SliceSpec = Vec<(isize, isize, isize)>;
+
+    fn specs() -> Vec<(Vec<usize>, SliceSpec)> {
         vec![
             (vec![5], vec![(1, 4, 1)]),
             (vec![5], vec![(0, 5, 2)]),
