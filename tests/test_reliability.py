@@ -117,26 +117,29 @@ def test_panic_in_a_subprocess_exits_cleanly():
     assert "alive 6.0" in r.stdout
 
 
-def test_a_machine_that_panicked_is_poisoned_but_the_graph_is_not():
-    # A panic inside a run (here: the argmax bug below) leaves that machine unusable
-    # (InternalError "poisoned"), never the graph or other machines.
+def test_a_panic_inside_a_run_surfaces_with_its_message_and_the_machine_goes_on():
+    # a Rust panic raised from inside run_all (here by a custom op's callback) comes back as
+    # InternalError carrying the message; the machine, the graph and other machines go on
+    state = {"boom": True}
+
+    def forward(a):
+        if state["boom"]:
+            _native._debug_panic("panic inside a run")
+        return a * 2
+
+    op = gr.custom_op(forward, name="maybe_panic")
     g = gr.Graph()
-    x = g.tensor(gr.float32, (2, 0), name="x", value=np.zeros((2, 0), np.float32))
-    v = g.vector(gr.float64, 2, name="v", value=[1.0, 2.0])
-    bad = gr.argmax(x, axis=0)
-    m = gr.TapeMachine(g, outputs=[bad])
-    first = None
-    try:
+    x = g.vector(gr.float64, 3, name="x", value=[1.0, 2.0, 3.0])
+    y = gr.sum(op(x))
+    z = x * 3.0
+    m = gr.TapeMachine(g)
+    with pytest.raises(gr.InternalError, match="panic inside a run"):
         m.run_all()
-    except gr.InternalError as e:
-        first = e
-    if first is None:
-        pytest.skip("argmax of a (2, 0) array no longer panics; nothing to poison")
-    with pytest.raises(gr.InternalError):
-        m.run_all()
-    np.testing.assert_array_equal(gr.function([], v * 2.0)(), [2.0, 4.0])
-    v.let([5.0, 6.0])
-    np.testing.assert_array_equal(v.value, [5.0, 6.0])
+    np.testing.assert_array_equal(gr.function([], z)(), [3.0, 6.0, 9.0])
+    state["boom"] = False
+    m.run_all()
+    assert float(y.value) == 12.0
+    m.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -774,3 +777,16 @@ def test_calling_a_closed_function_changes_nothing():
     with pytest.raises(gr.GraphError):
         f(np.array([5.0, 5.0, 5.0]))
     np.testing.assert_array_equal(x.value, [0.0, 0.0, 1.0])
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: second derivatives of pow at a zero base are NaN where they are 0: "
+                   "d2(x**0)/dx2 and d2(0**y)/dy2 (the where() guarding the first derivative leaks 0*inf)")
+def test_pow_second_derivative_at_a_zero_base():
+    g = gr.Graph()
+    x = g.scalar(gr.float64, name="x", value=0.0)
+    y = g.scalar(gr.float64, name="y", value=2.0)
+    (d1,) = gr.grad(x ** 0.0, [x])
+    (d2,) = gr.grad(d1, [x])
+    (e1,) = gr.grad(x ** y, [y])
+    (e2,) = gr.grad(e1, [y])
+    assert [float(v) for v in gr.function([], [d1, d2, e1, e2])()] == [0.0, 0.0, 0.0, 0.0]

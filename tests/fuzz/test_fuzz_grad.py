@@ -77,10 +77,10 @@ def _fd_check(p, f_cost, leaves, wrt_index, sym, what):
             event("fd: too curved here, coordinate skipped")
             continue
         g = float(sym.flat[k])
-        if np.isnan(g) and ("gr.pow(" in p.repro() or " ** " in p.repro()):
-            # KNOWN BUG (test_reliability::test_pow_gradient_at_a_zero_base): NaN where it is 0
-            KNOWN_BUG_HITS["pow-grad-at-zero-base"] += 1
-            event("known bug: pow-grad-at-zero-base")
+        if np.isnan(g) and what == "second derivative" and ("gr.pow(" in p.repro() or " ** " in p.repro()):
+            # KNOWN BUG (test_reliability::test_pow_second_derivative_at_a_zero_base)
+            KNOWN_BUG_HITS["pow-second-derivative-at-zero-base"] += 1
+            event("known bug: pow-second-derivative-at-zero-base")
             continue
         if not abs(g - fd2) <= 1e-5 * max(1.0, abs(fd2)):
             raise AssertionError(
@@ -115,6 +115,10 @@ def test_grad_matches_finite_differences(data):
     if vals is None or not np.isfinite(c0) or any(
             v.dtype.kind == "f" and v.size and not np.all(np.abs(v[np.isfinite(v)]) < 1e6) for v in vals.values()):
         event("fd: huge or non-finite values, skipped")
+        return
+    if any(v.dtype.kind == "f" and np.any((v != 0) & (np.abs(v) < 1e-150)) for v in vals.values()):
+        # derivatives of tiny values overflow (d(x/x)/dx at x = 1e-313 is inf - inf): IEEE, not a bug
+        event("fd: tiny values, skipped")
         return
     for gv, e in zip(gvals, leaves):
         if gv.shape != e.node.shape or gv.dtype != e.node.dtype:

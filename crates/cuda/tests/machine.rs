@@ -134,6 +134,12 @@ fn without_a_gpu_new_is_a_device_error_with_the_reason() {
 }
 
 #[test]
+fn the_machine_can_move_between_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<CudaMachine>();
+}
+
+#[test]
 fn a_cpu_device_option_is_a_device_error() {
     let g = shared(Graph::new(true));
     match CudaMachine::new(g, MachineOptions::default()) {

@@ -100,13 +100,14 @@ pub(crate) fn lower(op: &Op, ins: &[(DType, Vec<usize>)], out: &BufSpec) -> Resu
         Op::Where => 3,
         Op::Binary(_) | Op::MatMul { .. } | Op::Take(_) | Op::ScatterAdd { .. } | Op::SoftmaxGrad { .. } => 2,
         Op::Conv2d(_) | Op::Conv2dGradInput { .. } | Op::Conv2dGradWeight { .. } | Op::MaxPool2dGrad(_) => 2,
-        Op::Concat(_) | Op::Custom(_) | Op::CustomGrad { .. } | Op::Fused(_) => ins.len().max(1),
+        Op::Concat(_) => ins.len().max(1),
+        Op::Custom(_) | Op::CustomGrad { .. } | Op::Fused(_) => ins.len(),
         _ => 1,
     };
     if ins.len() != want {
         return Err(Error::Internal(format!("cuda: {} has {} operands, expected {want}", op.name(), ins.len())));
     }
-    let dt = ins[0].0;
+    let dt = ins.first().map_or(out.dtype, |i| i.0);
     let host = Lowered::plain(Kind::Host { inputs: !matches!(op, Op::DropoutMask { .. }) });
     let float = |k: Kind| if dt.is_float() { Lowered::plain(k) } else { host.clone() };
     let not_bool = |k: Kind| if dt == DType::Bool { host.clone() } else { Lowered::plain(k) };
