@@ -139,12 +139,7 @@ fn eval_block<T: Float + VMath>(expr: &FusedExpr, srcs: &[Src<T>], at: usize, le
                 Src::Scalar(v) => dst.fill(*v),
             },
             Step::Unary(u, a) => unary_slice(u, reg(a), dst),
-            Step::Binary(b, x, y) => {
-                let (xs, ys) = (reg(x), reg(y));
-                for ((d, &p), &q) in dst.iter_mut().zip(xs).zip(ys) {
-                    *d = binary_scalar(b, p, q);
-                }
-            }
+            Step::Binary(b, x, y) => binary_slice(b, reg(x), reg(y), dst),
             Step::Where(c, x, y) => {
                 let (cs, xs, ys) = (reg(c), reg(x), reg(y));
                 for (((d, &cc), &p), &q) in dst.iter_mut().zip(cs).zip(xs).zip(ys) {
@@ -152,6 +147,32 @@ fn eval_block<T: Float + VMath>(expr: &FusedExpr, srcs: &[Src<T>], at: usize, le
                 }
             }
         }
+    }
+}
+
+/// `out[i] = f(a[i], b[i])` as one tight loop per op (the op is matched once per block,
+/// never per element, so each loop vectorizes).
+#[inline(always)]
+fn zip2<T: Copy>(a: &[T], b: &[T], out: &mut [T], f: impl Fn(T, T) -> T) {
+    for ((d, &p), &q) in out.iter_mut().zip(a).zip(b) {
+        *d = f(p, q);
+    }
+}
+
+fn binary_slice<T: Float>(b: B, xs: &[T], ys: &[T], dst: &mut [T]) {
+    let (zero, one) = (T::zero(), T::one());
+    match b {
+        B::Add => zip2(xs, ys, dst, |p, q| p + q),
+        B::Sub => zip2(xs, ys, dst, |p, q| p - q),
+        B::Mul => zip2(xs, ys, dst, |p, q| p * q),
+        B::Div => zip2(xs, ys, dst, |p, q| p / q),
+        B::Gt => zip2(xs, ys, dst, |p, q| if p > q { one } else { zero }),
+        B::Lt => zip2(xs, ys, dst, |p, q| if p < q { one } else { zero }),
+        B::Ge => zip2(xs, ys, dst, |p, q| if p >= q { one } else { zero }),
+        B::Le => zip2(xs, ys, dst, |p, q| if p <= q { one } else { zero }),
+        B::Eq => zip2(xs, ys, dst, |p, q| if p == q { one } else { zero }),
+        B::Ne => zip2(xs, ys, dst, |p, q| if p != q { one } else { zero }),
+        _ => zip2(xs, ys, dst, |p, q| binary_scalar(b, p, q)),
     }
 }
 
@@ -169,8 +190,21 @@ fn unary_slice<T: Float + VMath>(u: U, x: &[T], out: &mut [T]) {
         T::vapply(f, x, out);
         return;
     }
-    for (d, &v) in out.iter_mut().zip(x) {
-        *d = unary_scalar(u, v);
+    let (zero, one) = (T::zero(), T::one());
+    let map = |out: &mut [T], f: &dyn Fn(T) -> T| {
+        for (d, &v) in out.iter_mut().zip(x) {
+            *d = f(v);
+        }
+    };
+    match u {
+        U::Neg => out.iter_mut().zip(x).for_each(|(d, &v)| *d = -v),
+        U::Square => out.iter_mut().zip(x).for_each(|(d, &v)| *d = v * v),
+        U::Relu => out.iter_mut().zip(x).for_each(|(d, &v)| *d = if v > zero { v } else { zero }),
+        U::Step => out.iter_mut().zip(x).for_each(|(d, &v)| *d = if v > zero { one } else { zero }),
+        U::Sqrt => out.iter_mut().zip(x).for_each(|(d, &v)| *d = v.sqrt()),
+        U::Inverse => out.iter_mut().zip(x).for_each(|(d, &v)| *d = one / v),
+        U::Abs => out.iter_mut().zip(x).for_each(|(d, &v)| *d = v.abs()),
+        _ => map(out, &|v| unary_scalar(u, v)),
     }
 }
 

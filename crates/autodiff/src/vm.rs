@@ -148,9 +148,6 @@ pub struct TapeMachine {
     inner: Arc<MachineInner>,
 }
 
-fn empty_tensor() -> Tensor {
-    Tensor::F32(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[0]), Vec::new()).expect("empty"))
-}
 
 fn has_nonfinite(t: &Tensor) -> bool {
     match t {
@@ -330,20 +327,28 @@ fn execute(g: &Graph, opts: &MachineOptions, st: &mut RunState) -> Result<()> {
     let RunState { program, buffers, trace_log, .. } = st;
     for (i, ins) in program.instrs.iter().enumerate() {
         let t0 = if opts.trace { Some(Instant::now()) } else { None };
-        let mut out = std::mem::replace(&mut buffers[ins.out], empty_tensor());
-        let result = {
+        // The compiler never gives an instruction an output buffer that one of its operands
+        // occupies (outputs are assigned before operands are freed), so the output can be
+        // borrowed mutably beside shared borrows of the operand buffers.
+        debug_assert!(!ins.inputs.contains(&Slot::Buf(ins.out)));
+        let (result, bad) = {
+            let base = buffers.as_mut_ptr();
+            // SAFETY: `ins.out` is in bounds and distinct from every `Slot::Buf` operand (see
+            // above), so this is the only live reference to that element while `views` borrow
+            // the others; the Vec is not resized during the borrow.
+            let out: &mut Tensor = unsafe { &mut *base.add(ins.out) };
             let views: Vec<TensorView> = ins
                 .inputs
                 .iter()
                 .map(|s| match *s {
-                    Slot::Buf(b) => buffers[b].view(),
+                    Slot::Buf(b) => unsafe { (*base.add(b)).view() },
                     Slot::Stored(n) => g.stored_value(n).expect("checked before the run").view(),
                 })
                 .collect();
-            ins.op.forward(&views, &mut out)
+            let r = ins.op.forward(&views, out);
+            let bad = opts.nan_guard && r.is_ok() && has_nonfinite(out);
+            (r, bad)
         };
-        let bad = opts.nan_guard && result.is_ok() && has_nonfinite(&out);
-        buffers[ins.out] = out;
         if let Err(e) = result {
             let n = g.node(ins.node);
             return Err(e.context(format!(

@@ -1198,6 +1198,27 @@ fn reduce_typed<T: RElem>(
             return Ok(());
         }
     }
+    if let Some(data) = x.as_slice() {
+        // Non-adjacent axes of a contiguous array (e.g. (0, 2, 3) of NCHW: a conv bias
+        // gradient): reduce the last run of reduced axes in place-order first, then the rest.
+        // Every op here is decomposable (a mean of equal-size means is the mean; logsumexp
+        // of logsumexps is the logsumexp), and both passes are contiguous.
+        let hi = *axes.last().expect("n_red > 0 implies axes");
+        let mut lo = hi;
+        while lo > 0 && red[lo - 1] {
+            lo -= 1;
+        }
+        let outer: usize = shape[..lo].iter().product();
+        let r: usize = shape[lo..=hi].iter().product();
+        let inner: usize = shape[hi + 1..].iter().product();
+        let mut tmp = vec![T::zero(); outer * inner];
+        reduce_triple(op, data, (outer, r, inner), &mut tmp);
+        let mut rest_shape = shape[..lo].to_vec();
+        rest_shape.extend_from_slice(&shape[hi + 1..]);
+        let rest_axes: Vec<usize> = axes.iter().copied().filter(|&a| a < lo).collect();
+        let tv = ArrayViewD::from_shape(IxDyn(&rest_shape), &tmp[..]).map_err(|_| not_contiguous(name))?;
+        return reduce_typed(op, tv, &rest_axes, out);
+    }
     let buf = copy_kept_first(&x, &red);
     reduce_triple(op, &buf, (o.len(), n_red, 1), o);
     Ok(())
