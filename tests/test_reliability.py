@@ -12,9 +12,9 @@
   ``gr.FormatError`` and change nothing.
 * Allocation failures raise ``MemoryError`` (or ``gr.ShapeError`` for impossible sizes) when a
   machine is compiled, with the size in the message, and the process goes on.
-* Bugs found by the fuzz suite, each as a strict xfail with its minimal repro (the fix turns
-  it into a pass: remove the marker, and the matching entry of ``tests/fuzz/_fuzzlib.py``'s
-  ``KNOWN_BUGS`` or the generator's workaround it names).
+* Bugs found by the fuzz suite, each with its minimal repro: a regression test once fixed, a
+  strict xfail while open (the fix turns it into a pass: then remove the marker, and the
+  matching entry of ``tests/fuzz/_fuzzlib.py``'s ``KNOWN_BUGS`` or the workaround it names).
 
 The memory-flatness loop is ``tests/fuzz/test_memory_soak.py`` (N=300 here, N=10,000 under
 ``make fuzz``).
@@ -659,11 +659,13 @@ def test_failed_compiles_do_not_leak():
 
 
 # ---------------------------------------------------------------------------------------------
-# Bugs found by the fuzz suite (strict xfail: the fix makes them pass; then remove the marker)
+# Bugs found by the fuzz suite: regression tests of the fixed ones; open ones are strict xfails
+# (the fix makes them pass; then remove the marker and the KNOWN_BUGS entry)
 # ---------------------------------------------------------------------------------------------
 
 
-# fixed: BUG: argmax/argmin along an axis of an array with another zero-length " "axis panics in Rust (reduce.rs: 'chunk size must be non-zero') -> InternalError
+# Fuzz finding, fixed: argmax/argmin along an axis of an array with another zero-length axis panics in Rust
+# (reduce.rs: 'chunk size must be non-zero') -> InternalError
 def test_argmax_of_zero_size_array_does_not_panic():
     g = gr.Graph()
     x = g.tensor(gr.float32, (1, 0), name="x", value=np.zeros((1, 0), np.float32))
@@ -672,7 +674,7 @@ def test_argmax_of_zero_size_array_does_not_panic():
     assert out[0].shape == (0,) and out[1].shape == (1, 0) and out[0].dtype == np.int64
 
 
-# fixed: BUG: the gradient of prod is NaN where a factor is 0 (computed as prod/x
+# Fuzz finding, fixed: the gradient of prod is NaN where a factor is 0 (computed as prod/x)
 def test_prod_gradient_with_a_zero_factor():
     g = gr.Graph()
     x = g.vector(gr.float64, 3, name="x", value=[0.0, 2.0, 3.0])
@@ -683,7 +685,8 @@ def test_prod_gradient_with_a_zero_factor():
     np.testing.assert_array_equal(gr.function([], dy)(), [0.0, 0.0, 0.0])
 
 
-# fixed: BUG: float // computes floor(a / b), not NumPy's floor_divide " "(1.0 // 0.1 == 9.0, inf // 2 is nan, -1 // inf == -1
+# Fuzz finding, fixed: float // computes floor(a / b), not NumPy's floor_divide (1.0 // 0.1 == 9.0, inf // 2 is
+# nan, -1 // inf == -1)
 def test_float_floordiv_follows_numpy():
     a = np.array([1.0, -1.0, np.inf, -1.0, 7.0], np.float64)
     b = np.array([0.1, 0.1, 2.0, np.inf, -2.0], np.float64)
@@ -694,7 +697,8 @@ def test_float_floordiv_follows_numpy():
     np.testing.assert_array_equal(gr.function([], x // y)(), want)
 
 
-# fixed: BUG: concat of a single 0-d node returns it; NumPy (and gorgon for two " "0-d nodes) refuse: zero-dimensional arrays cannot be concatenated
+# Fuzz finding, fixed: concat of a single 0-d node returns it; NumPy (and gorgon for two 0-d nodes) refuse:
+# zero-dimensional arrays cannot be concatenated
 def test_concat_of_one_0d_node_is_refused():
     g = gr.Graph()
     s = g.scalar(gr.float32, value=1.0)
@@ -704,7 +708,7 @@ def test_concat_of_one_0d_node_is_refused():
         gr.concat([s], axis=0)
 
 
-# fixed: BUG: squeeze accepts a repeated axis (NumPy: ValueError 'repeated axis'
+# Fuzz finding, fixed: squeeze accepts a repeated axis (NumPy: ValueError 'repeated axis')
 def test_squeeze_with_a_repeated_axis_is_refused():
     g = gr.Graph()
     x = g.tensor(gr.float32, (1, 3), value=np.zeros((1, 3)))
@@ -714,7 +718,8 @@ def test_squeeze_with_a_repeated_axis_is_refused():
         gr.squeeze(x, (0, 0))
 
 
-# fixed: BUG: Python ints beyond int64/float64 leak OverflowError (pyo3/NumPy) " "instead of gorgon errors: shapes, leaky_relu alpha, gr.seed
+# Fuzz finding, fixed: Python ints beyond int64/float64 leak OverflowError (pyo3/NumPy) instead of gorgon
+# errors: shapes, leaky_relu alpha, gr.seed
 def test_huge_python_ints_raise_gorgon_errors():
     g = gr.Graph()
     x = g.vector(gr.float32, 2, value=[1.0, 2.0])
@@ -735,7 +740,8 @@ def test_huge_python_ints_raise_gorgon_errors():
     assert not leaks, leaks
 
 
-# fixed: BUG: a Python int that does not fit an int32 node raises OverflowError " "(NumPy 2's own rule leaks through _lift) instead of gr.DTypeError/ValueError
+# Fuzz finding, fixed: a Python int that does not fit an int32 node raises OverflowError (NumPy 2's own rule
+# leaks through _lift) instead of gr.DTypeError/ValueError
 def test_python_int_out_of_range_for_an_int32_node():
     g = gr.Graph()
     i = g.vector(gr.int32, 2, value=[1, 2])
@@ -743,7 +749,8 @@ def test_python_int_out_of_range_for_an_int32_node():
         i + 2**40
 
 
-# fixed: BUG: clip(x, lo, hi) with lo > hi on floats gives hi or lo depending on x; " "NumPy (and gorgon on ints, or with node bounds) gives hi everywhere
+# Fuzz finding, fixed: clip(x, lo, hi) with lo > hi on floats gives hi or lo depending on x; NumPy (and gorgon
+# on ints, or with node bounds) gives hi everywhere
 def test_clip_with_lo_above_hi_matches_numpy():
     v = np.array([[5.0, -5.0], [0.0, 1.0]], np.float32)
     g = gr.Graph()
@@ -763,7 +770,7 @@ def test_where_python_scalar_adopts_the_array_dtype():
         np.testing.assert_array_equal(gr.function([], out)(), np.where([1.0, 0.0], 0.001, b))
 
 
-# fixed: BUG: one_hot accepts a negative class count (silently n=0
+# Fuzz finding, fixed: one_hot accepts a negative class count (silently n=0)
 def test_one_hot_with_negative_n_is_refused():
     g = gr.Graph()
     k = g.vector(gr.int64, 2, value=[0, 1])
@@ -771,7 +778,8 @@ def test_one_hot_with_negative_n_is_refused():
         gr.one_hot(k, -1)
 
 
-# fixed: BUG: the temp file of gr.save is named by process id only, so two threads " "saving to one path collide: one save fails with a misleading FileNotFoundError
+# Fuzz finding, fixed: the temp file of gr.save is named by process id only, so two threads saving to one path
+# collide: one save fails with a misleading FileNotFoundError
 def test_concurrent_saves_to_one_path(tmp_path):
     path = str(tmp_path / "ck.safetensors")
     gr.save(path, {"w": np.zeros(10, np.float32), "i": np.array(0)})
@@ -805,7 +813,8 @@ def test_concurrent_saves_to_one_path(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["ck.safetensors"], "temp files left behind"
 
 
-# fixed: BUG: a byte count that overflows (2**62 float32) is reported as " "'cannot allocate 0 bytes ... needs 0 bytes'; the message must state the size asked for
+# Fuzz finding, fixed: a byte count that overflows (2**62 float32) is reported as 'cannot allocate 0 bytes ...
+# needs 0 bytes'; the message must state the size asked for
 def test_allocation_error_message_states_the_size_even_when_it_overflows():
     g = gr.Graph()
     d = g.vector(gr.float32, 2**62, name="d")
@@ -816,7 +825,8 @@ def test_allocation_error_message_states_the_size_even_when_it_overflows():
     assert "4611686018427387904" in msg, msg
 
 
-# fixed: BUG: the gradient of pow at a zero base is NaN/-inf where it is 0: " "d(x**0)/dx and d(0**y)/dy for y > 0 (PyTorch gives 0
+# Fuzz finding, fixed: the gradient of pow at a zero base is NaN/-inf where it is 0: d(x**0)/dx and d(0**y)/dy
+# for y > 0 (PyTorch gives 0)
 def test_pow_gradient_at_a_zero_base():
     g = gr.Graph()
     x = g.scalar(gr.float64, name="x", value=0.0)
@@ -826,7 +836,8 @@ def test_pow_gradient_at_a_zero_base():
     assert [float(v) for v in gr.function([], [dx0, dx, dy])()] == [0.0, 0.0, 0.0]
 
 
-# fixed: BUG: calling a closed gr.function binds its arguments to the graph's " "input leaves before raising GraphError (a failed call changes state
+# Fuzz finding, fixed: calling a closed gr.function binds its arguments to the graph's input leaves before
+# raising GraphError (a failed call changes state)
 def test_calling_a_closed_function_changes_nothing():
     g = gr.Graph()
     x = g.vector(gr.float64, 3, name="x", value=[0.0, 0.0, 1.0])

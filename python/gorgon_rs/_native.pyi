@@ -15,12 +15,24 @@ Conventions
   blocks on a Rust lock while holding the GIL.
 - Arrays returned are always new NumPy arrays (never views of machine buffers).
 """
-from typing import Any, Callable, Optional, Sequence
-import numpy as np
+from typing import Any, Callable, Optional, Self, Sequence, final
+
 import numpy.typing as npt
 
+__all__ = [
+    "Graph", "TapeMachine", "LispMachine", "Function", "CustomOp", "solver_step", "save_safetensors",
+    "load_safetensors", "seed", "cuda_is_available", "cuda_device_count", "cuda_unavailable_reason",
+    "simd_level", "_debug_panic", "dtypes",
+]
+
+# The classes are PyO3 classes: built by ``__new__`` (there is no Python ``__init__``) and
+# final (they cannot be subclassed). A default written ``...`` is an empty list (``watch``).
+# ``python -m mypy.stubtest gorgon_rs._native`` (run by ``make test``) checks this file
+# against the compiled module.
+
+@final
 class Graph:
-    def __init__(self, stabilize: bool = True) -> None: ...
+    def __new__(cls, stabilize: bool = True) -> Self: ...
     @property
     def stabilize(self) -> bool: ...
     @property
@@ -75,9 +87,10 @@ class Graph:
     def num_nodes(self) -> int: ...
     def same(self, other: "Graph") -> bool: ...
 
+@final
 class TapeMachine:
-    def __init__(self, graph: Graph, device: str = "cpu", watch: Sequence[int] = (), nan_guard: bool = False,
-                 trace: bool = False, outputs: Optional[Sequence[int]] = None) -> None:
+    def __new__(cls, graph: Graph, device: str = "cpu", watch: Sequence[int] = ..., nan_guard: bool = False,
+                trace: bool = False, outputs: Optional[Sequence[int]] = None) -> Self:
         """Compiles the graph (or only what ``outputs`` and ``watch`` need) into a program, GIL
         released. device "cuda"/"cuda:N": DeviceError with the reason; unknown device: ValueError."""
     def run_all(self) -> None:
@@ -92,9 +105,10 @@ class TapeMachine:
     def trace_log(self) -> list[str]: ...
     def output_values(self, ids: Sequence[int]) -> list[npt.NDArray[Any]]: ...
 
+@final
 class LispMachine:
-    def __init__(self, graph: Graph, backprop: bool = True, device: str = "cpu", watch: Sequence[int] = (),
-                 nan_guard: bool = False, trace: bool = False) -> None: ...
+    def __new__(cls, graph: Graph, backprop: bool = True, device: str = "cpu", watch: Sequence[int] = ...,
+                nan_guard: bool = False, trace: bool = False) -> Self: ...
     def run_all(self) -> None: ...
     def reset(self) -> None: ...
     def close(self) -> None: ...
@@ -105,24 +119,26 @@ class LispMachine:
     def trace_log(self) -> list[str]: ...
     def output_values(self, ids: Sequence[int]) -> list[npt.NDArray[Any]]: ...
 
+@final
 class Function:
     """A compiled callable (what ``gr.function`` returns): ``f(*values)`` binds each input leaf
     (like ``Graph.let``; other values go through ``converter(index, value) -> ndarray``), runs
     with the GIL released and returns the outputs' values: one array when ``single``, else a list."""
-    def __init__(self, graph: Graph, inputs: Sequence[int], outputs: Sequence[int], single: bool,
-                 converter: Callable[[int, Any], npt.NDArray[Any]]) -> None: ...
+    def __new__(cls, graph: Graph, inputs: Sequence[int], outputs: Sequence[int], single: bool,
+                converter: Callable[[int, Any], npt.NDArray[Any]]) -> Self: ...
     def __call__(self, *args: Any) -> Any: ...
     def close(self) -> None: ...
     def program(self) -> list[str]: ...
     @property
     def n_inputs(self) -> int: ...
 
+@final
 class CustomOp:
     """A user op: ``forward(*arrays) -> array``; ``backward(grad_out, *arrays) -> tuple of
     grads`` (optional); ``shape_fn(*shapes) -> shape`` (optional; default: the first operand's).
     Callbacks run with the GIL re-acquired from inside a run; they get new arrays."""
-    def __init__(self, forward: Callable[..., Any], backward: Optional[Callable[..., Any]] = None,
-                 shape_fn: Optional[Callable[..., Any]] = None, name: Optional[str] = None) -> None: ...
+    def __new__(cls, forward: Callable[..., Any], backward: Optional[Callable[..., Any]] = None,
+                shape_fn: Optional[Callable[..., Any]] = None, name: Optional[str] = None) -> Self: ...
     @property
     def name(self) -> str: ...
     @property
