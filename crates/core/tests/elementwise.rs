@@ -337,7 +337,7 @@ fn binary_ref(op: BinaryOp, a: f64, b: f64, dtype: DType) -> f64 {
                 BinaryOp::Mul => a * b,
                 BinaryOp::Div => a / b,
                 BinaryOp::Pow => a.powf(b),
-                BinaryOp::FloorDiv => (a / b).floor(),
+                BinaryOp::FloorDiv => gorgon_core::kernels::elementwise::floor_divide_f64(a as f64, b as f64) as $t,
                 BinaryOp::Maximum => {
                     if a.is_nan() || b.is_nan() {
                         <$t>::NAN
