@@ -1,7 +1,8 @@
 # gorgon_rs build, test and benchmark entry points.
 #
 #   make demo    build the extension into .venv and run examples/demo.py
-#   make test    Rust tests (SIMD and scalar passes), Rust examples, then pytest
+#   make test    Rust tests (SIMD and scalar passes), mypy --strict (+ stubtest), cargo doc
+#                with warnings denied, the Rust examples, then pytest (with doctests and README)
 #   make bench   benchmarks against NumPy (and PyTorch/JAX when they install)
 #   make fuzz    the long property-based run of tests/fuzz
 #   make clean   remove build outputs (keeps .venv); `make distclean` removes .venv too
@@ -27,9 +28,23 @@ VENV_PACKAGES := "maturin>=1.9.4,<2" "numpy>=1.26" pytest hypothesis tqdm matplo
 # `make bench BENCH_LIBS=` skips them.
 BENCH_LIBS ?= torch jax
 
-# Rust examples run by `make test`, as `cargo run -q -p gorgon-autodiff --example NAME`.
-# >>> RUST_EXAMPLES: add example names here as they are written (space-separated). <<<
-RUST_EXAMPLES := seed
+# Rust examples run by `make test`, as CRATE:NAME for crates/<CRATE minus "gorgon-">/examples/NAME.rs
+# (space-separated). They are built once with the workspace's features (`cargo build --workspace
+# --examples`, which `cargo test --workspace` has already done) and run from the target folder;
+# `cargo run -p CRATE` would rebuild the dependencies with that one crate's features instead.
+# Benchmarks (matmul_gflops, reduce_timing) are not listed: they are slow on purpose.
+# >>> RUST_EXAMPLES: add CRATE:NAME entries here as examples are written. <<<
+RUST_EXAMPLES := gorgon-core:broadcast_add gorgon-autodiff:seed gorgon-autodiff:train_linear gorgon-cuda:probe
+CARGO_TARGET := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+
+# What `make test` type-checks with `mypy --strict`: the package (with its stub of the native
+# module), a typed user program and the examples.
+MYPY_TARGETS := python/gorgon_rs tests/typed_usage.py $(wildcard examples/*.py)
+
+# Graphviz's `dot` for the picture test (gr.render): installed with apt-get when it is missing,
+# apt-get exists and we are root; otherwise the test skips with the reason. The package lists
+# are refreshed only when the install fails without them; the whole step is capped at 120 s.
+APT_GRAPHVIZ := DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends graphviz
 
 # Have pyo3's build script always see the same interpreter (the venv's), so cargo and
 # maturin do not keep invalidating each other's pyo3 builds.
@@ -45,7 +60,7 @@ NVRTC_LIBS = $(shell ls -d $(CURDIR)/$(VENV)/lib/python3*/site-packages/nvidia/c
 PY_LIBDIR  = $(shell $(VPY) -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR") or "")' 2>/dev/null)
 RUN_LD_PATH = $(subst $(space),:,$(strip $(NVRTC_LIBS) $(PY_LIBDIR) $(LD_LIBRARY_PATH)))
 
-.PHONY: venv build demo test bench fuzz clean distclean
+.PHONY: venv build demo test rust-examples graphviz bench fuzz clean distclean
 
 venv: $(STAMP)
 
@@ -70,14 +85,31 @@ demo: build
 test: build
 	LD_LIBRARY_PATH="$(RUN_LD_PATH)" $(if $(NVRTC_LIBS),GORGON_NVRTC_PATH="$(firstword $(NVRTC_LIBS))",) cargo test --workspace
 	LD_LIBRARY_PATH="$(RUN_LD_PATH)" GORGON_SIMD=scalar cargo test -p gorgon-core
-	@for ex in $(RUST_EXAMPLES); do \
-		echo "cargo run -q -p gorgon-autodiff --example $$ex"; \
-		LD_LIBRARY_PATH="$(RUN_LD_PATH)" cargo run -q -p gorgon-autodiff --example $$ex; \
-	done
+	$(VPY) -m mypy --strict $(MYPY_TARGETS)
+	LD_LIBRARY_PATH="$(RUN_LD_PATH)" $(VPY) -m mypy.stubtest gorgon_rs._native --ignore-disjoint-bases
+	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+	@$(MAKE) --no-print-directory rust-examples
+	@$(MAKE) --no-print-directory graphviz
 	@# pytest exits 5 when it collects nothing: that is a failure here, and said so.
 	@rc=0; LD_LIBRARY_PATH="$(RUN_LD_PATH)" $(VPY) -m pytest -q tests || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests under tests/" >&2; fi; \
 	exit $$rc
+
+rust-examples:
+	cargo build -q --workspace --examples
+	@for ex in $(RUST_EXAMPLES); do \
+		crate=$${ex%%:*}; name=$${ex#*:}; src=crates/$${crate#gorgon-}/examples/$$name.rs; \
+		if [ ! -f "$$src" ]; then echo "error: RUST_EXAMPLES entry $$ex: no $$src" >&2; exit 1; fi; \
+		echo "== example $$name of $$crate ($$src)"; \
+		LD_LIBRARY_PATH="$(RUN_LD_PATH)" $(if $(NVRTC_LIBS),GORGON_NVRTC_PATH="$(firstword $(NVRTC_LIBS))",) \
+			"$(CARGO_TARGET)/debug/examples/$$name" || { echo "error: example $$ex failed" >&2; exit 1; }; \
+	done
+
+graphviz:
+	@command -v dot >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+		timeout 120 sh -c '$(APT_GRAPHVIZ) || { apt-get update -q && $(APT_GRAPHVIZ); }' >/dev/null 2>&1 && \
+		echo "installed Graphviz (dot) for the picture test"; } || \
+		echo "note: Graphviz's dot is not installed; the gr.render test will skip (apt-get/brew/conda install graphviz)"
 
 bench: build
 	@for lib in $(BENCH_LIBS); do \

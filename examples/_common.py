@@ -7,12 +7,14 @@ Each example runs as ``python examples/NAME.py``; Python puts ``examples/`` on `
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import time
 from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 import gorgon_rs as gr
 
@@ -37,10 +39,11 @@ class Progress:
     """
 
     def __init__(self, total: int, desc: str, enabled: bool = True) -> None:
-        self._bar = None
+        self._bar: Any = None
         if enabled:
+            tqdm: Any
             try:
-                from tqdm import tqdm
+                tqdm = importlib.import_module("tqdm").tqdm  # optional; it ships no type hints
             except ImportError:
                 tqdm = None
             if tqdm is not None:
@@ -48,6 +51,7 @@ class Progress:
                                  dynamic_ncols=True, mininterval=0.2)
 
     def update(self, n: int = 1, **postfix: Any) -> None:
+        """Advance by ``n`` steps, showing ``postfix`` values (e.g. ``loss=0.5``)."""
         if self._bar is not None:
             if postfix:
                 self._bar.set_postfix({k: f"{v:.4f}" if isinstance(v, float) else v for k, v in postfix.items()},
@@ -55,16 +59,23 @@ class Progress:
             self._bar.update(n)
 
     def close(self) -> None:
+        """Remove the bar."""
         if self._bar is not None:
             self._bar.close()
 
 
-def digit_images(test_fraction: float = 0.2, seed: int = 0, dtype: Any = np.float32):
+Arrays = tuple[npt.NDArray[Any], npt.NDArray[np.int64], npt.NDArray[Any], npt.NDArray[np.int64]]
+
+
+def digit_images(test_fraction: float = 0.2, seed: int = 0, dtype: npt.DTypeLike = np.float32) -> Arrays:
     """The digits as NCHW images scaled to [0, 1]: ``X_train, y_train, X_test, y_test``."""
     from gorgon_rs.datasets import train_test_split_digits
 
     X_train, y_train, X_test, y_test = train_test_split_digits(test_fraction, seed=seed)
-    f = lambda X: np.ascontiguousarray((X / 16.0).reshape(-1, 1, 8, 8), dtype=dtype)  # noqa: E731
+
+    def f(X: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        return np.ascontiguousarray((X / 16.0).reshape(-1, 1, 8, 8), dtype=dtype)
+
     return f(X_train), y_train.astype(np.int64), f(X_test), y_test.astype(np.int64)
 
 
@@ -88,7 +99,7 @@ def batches(n: int, batch_size: int, rng: np.random.Generator) -> Iterable[np.nd
         yield order[i * batch_size:(i + 1) * batch_size]
 
 
-def save_plot(history: dict, path: str) -> Optional[str]:
+def save_plot(history: dict[str, list[float]], path: str) -> Optional[str]:
     """``gr.plot_history`` that prints a note instead of failing when matplotlib is missing."""
     try:
         return gr.plot_history(history, path)

@@ -26,7 +26,8 @@ from _common import Progress, copy_values, parser  # noqa: E402
 TEXT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "tiny_text.txt")
 
 
-def build_layers(g: gr.Graph, vocab: int, emb: int, hidden: int):
+def build_layers(g: gr.Graph, vocab: int, emb: int,
+                 hidden: int) -> tuple[gr.Node, nn.LSTMCell, nn.Linear, list[gr.Node]]:
     """Embedding table, LSTM cell and read-out, with the same names in every graph."""
     embed = g.matrix(gr.float32, (vocab, emb), name="embed.weight", init=gr.init.gaussian(0.0, 0.5))
     cell = nn.LSTMCell(g, emb, hidden)
@@ -60,7 +61,7 @@ def main() -> None:
     embed, cell, head, params = build_layers(g, V, args.emb, H)
     chunk = g.matrix(gr.int64, (B, T + 1), name="chunk")   # T inputs, each followed by its target
     state = None
-    losses = []
+    losses: list[gr.Node] = []
     for t in range(T):
         x_t = gr.take(embed, chunk[:, t], axis=0)           # (B, emb)
         state = cell(x_t, state)

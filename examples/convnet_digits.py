@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import Progress, accuracy, batches, copy_values, digit_images, parser  # noqa: E402
 
 
-def build(g: gr.Graph, batch: int, training: bool):
+def build(g: gr.Graph, batch: int, training: bool) -> tuple[gr.Node, gr.Node, list[gr.Node], list[gr.Node]]:
     """Returns (X, logits, parameters, buffers) for a graph of a fixed batch size."""
     conv1, bn1 = nn.Conv2d(g, 1, 16, 3, padding=1), nn.BatchNorm2d(g, 16)
     conv2, bn2 = nn.Conv2d(g, 16, 32, 3, padding=1), nn.BatchNorm2d(g, 32)
@@ -70,7 +70,7 @@ def main() -> None:
         for epoch in range(1, args.epochs + 1):
             nb = len(X_train) // B if steps_left is None else min(len(X_train) // B, steps_left)
             bar = Progress(nb, f"epoch {epoch}")
-            losses = []
+            losses: list[float] = []
             for idx in batches(len(X_train), B, rng):
                 if len(losses) == nb:
                     break

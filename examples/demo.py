@@ -31,7 +31,7 @@ from _common import Progress, accuracy, batches, copy_values, digit_images, pars
 DTYPE = gr.float32
 
 
-def build_convnet(g: gr.Graph, batch: int):
+def build_convnet(g: gr.Graph, batch: int) -> tuple[gr.Node, gr.Node, list[gr.Node]]:
     """The model in graph ``g`` for a fixed batch size: returns (X input, logits, parameters).
 
     Layer names (conv0.weight, ..., linear1.bias) come from creation order, so every graph
@@ -96,7 +96,8 @@ def main() -> None:
             if steps_left is not None:
                 nb = min(nb, steps_left)
             bar = Progress(nb, f"epoch {epoch}/{args.epochs}")
-            losses, correct, seen = [], 0, 0
+            losses: list[float] = []
+            correct, seen = 0, 0
             te = time.perf_counter()
             for idx in batches(n_train, B, rng):
                 if len(losses) == nb:

@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import Progress, accuracy, copy_values, digit_images, parser  # noqa: E402
 
 
-def build(g: gr.Graph, batch: int):
+def build(g: gr.Graph, batch: int) -> tuple[gr.Node, gr.Node, list[gr.Node]]:
     """Returns (X, logits, parameters) for a graph of a fixed batch size."""
     conv1 = nn.Conv2d(g, 1, 32, 3, padding=1, name="conv1")
     conv2 = nn.Conv2d(g, 32, 64, 3, padding=1, name="conv2")

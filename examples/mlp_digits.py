@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import Progress, accuracy, batches, copy_values, digit_images, parser  # noqa: E402
 
 
-def build_mlp(g: gr.Graph, batch: int, training: bool, p_drop: float = 0.2):
+def build_mlp(g: gr.Graph, batch: int, training: bool, p_drop: float = 0.2) -> tuple[gr.Node, gr.Node, list[gr.Node]]:
     fc1, fc2, fc3 = nn.Linear(g, 64, 128), nn.Linear(g, 128, 64), nn.Linear(g, 64, 10)
     X = g.matrix(gr.float32, (batch, 64), name="X")
     h = nn.dropout(gr.relu(fc1(X)), p_drop, training=training)
@@ -58,7 +58,7 @@ def main() -> None:
         for epoch in range(1, args.epochs + 1):
             nb = len(X_train) // B if steps_left is None else min(len(X_train) // B, steps_left)
             bar = Progress(nb, f"epoch {epoch}")
-            losses = []
+            losses: list[float] = []
             for idx in batches(len(X_train), B, rng):
                 if len(losses) == nb:
                     break

@@ -25,9 +25,11 @@ import importlib
 import os
 import shutil
 import subprocess
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+from typing import cast as _cast
 
 import numpy as np
+import numpy.typing as npt
 
 from .errors import (  # noqa: F401  (re-exported)
     DeviceError,
@@ -43,8 +45,12 @@ from . import _native
 from .graph import Graph, Node, _apply, _where, as_dtype
 from .ops import *  # noqa: F401,F403  (every op function of API.md)
 from .ops import __all__ as _ops_all
-from .machines import LispMachine, TapeMachine, function
+from .machines import CompiledFunction, LispMachine, TapeMachine, function
 from . import cuda
+
+if TYPE_CHECKING:  # what the dynamic imports below provide, for type checkers
+    from . import datasets, distributed, init, io, nn, plot, solvers
+    from .io import load, plot_history, save
 
 __version__ = "0.1.0"
 
@@ -55,8 +61,10 @@ int64 = np.dtype("int64")
 bool_ = np.dtype("bool")
 
 
-def to_dot(g: Graph) -> str:
+def to_dot(g: Union[Graph, Node]) -> str:
     """Graphviz DOT text of a graph (op names, shapes, dtypes; gradient nodes dashed red).
+
+    A node stands for its graph.
 
     Example:
         >>> g = gr.Graph(); x = g.scalar(gr.float64, name="x")
@@ -70,13 +78,19 @@ def to_dot(g: Graph) -> str:
     return g.to_dot()
 
 
-def render(g: Graph, path: Any, format: Optional[str] = None) -> str:
+def render(g: Union[Graph, Node], path: Union[str, "os.PathLike[str]"], format: Optional[str] = None) -> str:
     """Draw the graph with Graphviz's ``dot`` into ``path`` (format from the extension:
     svg, png, pdf, ...). Raises RuntimeError saying how to install Graphviz when ``dot`` is
     missing. Returns the path.
 
     Example:
-        >>> gr.render(g, "graph.svg")      # doctest: +SKIP
+        >>> g = gr.Graph(); x = g.scalar(gr.float64, name="x"); y = gr.exp(x)
+        >>> import shutil
+        >>> if shutil.which("dot"):                    # Graphviz installed
+        ...     print(gr.render(g, "graph.svg"))
+        ... else:
+        ...     print("graph.svg")
+        graph.svg
     """
     p = os.fspath(path)
     fmt = format or (os.path.splitext(p)[1].lstrip(".").lower() or "svg")
@@ -92,12 +106,17 @@ def render(g: Graph, path: Any, format: Optional[str] = None) -> str:
     return p
 
 
-def from_dlpack(obj: Any) -> np.ndarray:
-    """A NumPy array sharing ``obj``'s memory where it can (any ``__dlpack__`` producer:
-    PyTorch, JAX, CuPy, NumPy), ready for ``let``.
+def from_dlpack(obj: Any) -> npt.NDArray[Any]:
+    """A NumPy array sharing ``obj``'s memory where it can (any ``__dlpack__`` producer on
+    the CPU: PyTorch, JAX, CuPy host arrays, NumPy), ready for ``let``. Node values are NumPy
+    arrays, so they export through DLPack as they are (``torch.from_dlpack(node.value)``).
 
     Example:
-        >>> a = gr.from_dlpack(np.arange(3.0))
+        >>> a = np.arange(3.0)
+        >>> b = gr.from_dlpack(a)
+        >>> b.ctypes.data == a.ctypes.data             # the same memory, no copy
+        True
+        >>> x = gr.Graph().vector(gr.float64, 3); x.let(b)
     """
     return np.from_dlpack(obj)
 
@@ -120,7 +139,7 @@ def seed(n: int) -> None:
         reseed(int(n))
 
 
-def custom_op(forward: Callable[..., Any], backward: Optional[Callable[..., Any]] = None,
+def custom_op(forward: Callable[..., npt.ArrayLike], backward: Optional[Callable[..., Any]] = None,
               shape_fn: Optional[Callable[..., Any]] = None, name: Optional[str] = None) -> Callable[..., Node]:
     """A new op from NumPy functions; returns a function that builds its nodes.
 
@@ -130,7 +149,9 @@ def custom_op(forward: Callable[..., Any], backward: Optional[Callable[..., Any]
 
     Example:
         >>> double = gr.custom_op(lambda a: 2 * a, lambda g, a: (2 * g,), name="double")
-        >>> y = double(gr.Graph().vector(gr.float64, 3))
+        >>> x = gr.Graph().vector(gr.float64, 3)
+        >>> gr.function(x, double(x))([1.0, 2.0, 3.0]).tolist()
+        [2.0, 4.0, 6.0]
     """
     if not callable(forward):
         raise TypeError("custom_op: forward must be callable")
@@ -148,12 +169,19 @@ def custom_op(forward: Callable[..., Any], backward: Optional[Callable[..., Any]
 
     build.__name__ = op.name
     build.__doc__ = getattr(forward, "__doc__", None)
-    build.op = op  # type: ignore[attr-defined]
+    _cast(Any, build).op = op
     return build
 
 
 def simd_level() -> str:
-    """The SIMD instruction set the CPU kernels use ("avx512", "avx2", "neon" or "scalar")."""
+    """The SIMD instruction set the CPU kernels use ("avx512", "avx2", "neon" or "scalar").
+
+    ``GORGON_SIMD=scalar`` (set before the first use) forces the scalar fallback.
+
+    Example:
+        >>> gr.simd_level() in ("avx512", "avx2", "neon", "scalar")
+        True
+    """
     return _native.simd_level()
 
 
@@ -187,6 +215,6 @@ __all__ = [
     "Graph", "Node", "TapeMachine", "LispMachine", "function",
     "Error", "ShapeError", "DTypeError", "GraphError", "NumericError", "FormatError", "DeviceError", "InternalError",
     "to_dot", "render", "from_dlpack", "seed", "custom_op", "cuda", "simd_level", "as_dtype",
-    "init", "nn", "solvers", "io", "datasets", "save", "load", "plot_history",
+    "init", "nn", "solvers", "io", "datasets", "distributed", "save", "load", "plot_history", "CompiledFunction",
     *_ops_all,
 ]

@@ -42,12 +42,22 @@ Open MPI's ``mpiexec``, MPICH/Intel MPI's Hydra, Slurm's ``srun --mpi=pmix|pmi2`
 
 Example (run with ``mpiexec -n 2 python train.py``; alone it trains on one process):
 
-    >>> import gorgon_rs as gr
-    >>> rank, size = gr.distributed.init()                          # doctest: +SKIP
-    >>> gr.distributed.broadcast_parameters(params)                 # doctest: +SKIP
-    >>> opt = gr.distributed.DataParallel(gr.solvers.Adam(lr=1e-3)) # doctest: +SKIP
-    >>> for idx in batches(gr.distributed.shard(len(X), epoch)):    # doctest: +SKIP
-    ...     Xb.let(X[idx]); yb.let(y[idx]); m.run_all(); opt.step(params); m.reset()
+    >>> import numpy as np, gorgon_rs as gr
+    >>> rank, size = gr.distributed.init()                 # (0, 1) when run alone
+    >>> g = gr.Graph()
+    >>> fc = gr.nn.Linear(g, 4, 1)
+    >>> X = g.matrix(gr.float32, (8, 4), name="X"); y = g.matrix(gr.float32, (8, 1), name="y")
+    >>> loss = gr.nn.mse_loss(fc(X), y)
+    >>> params = fc.parameters(); grads = gr.grad(loss, params)
+    >>> gr.distributed.broadcast_parameters(params)       # every rank starts from rank 0's weights
+    >>> opt = gr.distributed.DataParallel(gr.solvers.Adam(lr=1e-2))
+    >>> data_X = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
+    >>> data_y = data_X.sum(axis=1, keepdims=True)
+    >>> idx = gr.distributed.shard(64, epoch=0)           # this rank's samples
+    >>> with gr.TapeMachine(g) as m:
+    ...     for batch in idx[: len(idx) // 8 * 8].reshape(-1, 8):
+    ...         X.let(data_X[batch]); y.let(data_y[batch])
+    ...         m.run_all(); opt.step(params); m.reset()
 """
 
 from __future__ import annotations
@@ -56,12 +66,17 @@ import hashlib
 import numbers
 import os
 import sys
-from typing import Any, Callable, Iterable, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Protocol, TypeGuard, Union, runtime_checkable
 
 import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from .graph import Node
+    from .solvers import Params
 
 __all__ = ["init", "is_initialized", "rank", "size", "broadcast_parameters", "allreduce_gradients",
-           "allreduce", "DataParallel", "shard", "set_seed", "barrier", "finalize"]
+           "allreduce", "DataParallel", "SupportsStep", "shard", "set_seed", "barrier", "finalize"]
 
 # Environment variables that MPI launchers set in every process they start.
 _LAUNCHER_ENV = ("OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE", "PMI_RANK", "MV2_COMM_WORLD_SIZE")
@@ -109,8 +124,8 @@ class _MPIBackend:
     def __init__(self, MPI: Any, comm: Any) -> None:
         self.MPI = MPI
         self.comm = comm.Dup()  # our collectives never match the user's own messages
-        self.rank = self.comm.Get_rank()
-        self.size = self.comm.Get_size()
+        self.rank: int = self.comm.Get_rank()
+        self.size: int = self.comm.Get_size()
 
     def allreduce_sum_(self, buf: np.ndarray) -> None:
         self.comm.Allreduce(self.MPI.IN_PLACE, buf, op=self.MPI.SUM)
@@ -122,7 +137,8 @@ class _MPIBackend:
         self.comm.Bcast(buf, root=root)
 
     def allgather(self, obj: Any) -> list[Any]:
-        return self.comm.allgather(obj)
+        out: list[Any] = self.comm.allgather(obj)
+        return out
 
     def barrier(self) -> None:
         self.comm.Barrier()
@@ -135,7 +151,8 @@ class _MPIBackend:
             self.comm.Free()
 
 
-_backend: Optional[Any] = None  # _LoneBackend | _MPIBackend once init() ran
+_Backend = Union[_LoneBackend, _MPIBackend]
+_backend: Optional[_Backend] = None  # set once init() ran
 _prev_excepthook: Optional[Callable[..., Any]] = None
 _buffers: dict[str, np.ndarray] = {}  # dtype name -> reusable flat gradient buffer
 
@@ -230,7 +247,7 @@ def is_initialized() -> bool:
     return _backend is not None
 
 
-def _require(what: str) -> Any:
+def _require(what: str) -> _Backend:
     if _backend is None:
         raise _errors().GraphError(
             f"gr.distributed.{what}: call gr.distributed.init() first (on every rank)")
@@ -241,7 +258,8 @@ def rank() -> int:
     """This process's rank (0-based). Raises ``gr.GraphError`` before :func:`init`.
 
     Example:
-        >>> gr.distributed.init(); gr.distributed.rank()   # doctest: +SKIP
+        >>> _ = gr.distributed.init()
+        >>> gr.distributed.rank()                          # alone: rank 0
         0
     """
     return _require("rank").rank
@@ -251,7 +269,8 @@ def size() -> int:
     """The number of ranks. Raises ``gr.GraphError`` before :func:`init`.
 
     Example:
-        >>> gr.distributed.init(); gr.distributed.size()   # doctest: +SKIP
+        >>> _ = gr.distributed.init()
+        >>> gr.distributed.size()                          # alone: 1
         1
     """
     return _require("size").size
@@ -261,7 +280,8 @@ def barrier() -> None:
     """Wait until every rank reaches this call (a no-op on one process).
 
     Example:
-        >>> gr.distributed.barrier()   # doctest: +SKIP
+        >>> _ = gr.distributed.init()
+        >>> gr.distributed.barrier()
     """
     _require("barrier").barrier()
 
@@ -273,7 +293,10 @@ def finalize() -> None:
     exits. Calling :func:`init` again afterwards joins again. Not needed at the end of a script.
 
     Example:
-        >>> gr.distributed.finalize()   # doctest: +SKIP
+        >>> _ = gr.distributed.init()
+        >>> gr.distributed.finalize()
+        >>> gr.distributed.is_initialized()
+        False
     """
     global _backend, _prev_excepthook
     if _backend is None:
@@ -291,11 +314,11 @@ def finalize() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _is_node(x: Any) -> bool:
+def _is_node(x: object) -> "TypeGuard[Node]":
     return hasattr(x, "_id") and hasattr(x, "graph")
 
 
-def _param_list(what: str, params: Any) -> list[Any]:
+def _param_list(what: str, params: Any) -> list["Node"]:
     if _is_node(params):
         params = [params]
     elif isinstance(params, Mapping):
@@ -317,9 +340,10 @@ def _param_list(what: str, params: Any) -> list[Any]:
     return out
 
 
-def _np_dtype(dt: Any) -> np.dtype:
+def _np_dtype(dt: Any) -> np.dtype[Any]:
     try:
-        return np.dtype(dt)
+        d: np.dtype[Any] = np.dtype(dt)
+        return d
     except TypeError:
         return np.dtype(getattr(dt, "name", str(dt)))
 
@@ -336,7 +360,7 @@ def _signature_hash(sig: Signature) -> int:
     return int.from_bytes(digest, "little") >> 2  # non-negative, so -h fits in int64
 
 
-def _agree(backend: Any, what: str, sig: Signature, local_error: Optional[BaseException]) -> None:
+def _agree(backend: _Backend, what: str, sig: Signature, local_error: Optional[BaseException]) -> None:
     """Collective check that every rank passes the same (names, shapes, dtypes) and none failed
     locally; raises the same kind of error on every rank otherwise.
 
@@ -385,14 +409,15 @@ def _mismatch_error(what: str, sigs: list[Signature]) -> Exception:
     shown = "; ".join(lines[:6]) + ("; ..." if len(lines) > 6 else "")
     msg = (f"gr.distributed.{what}: the ranks pass different parameters ({shown}); every rank "
            "must build the same model and pass its parameters in the same order")
-    return errors.ShapeError(msg) if structural else errors.DTypeError(msg)
+    cls: type[Exception] = errors.ShapeError if structural else errors.DTypeError
+    return cls(msg)
 
 
-def _mpi_dtype_ok(dt: np.dtype) -> bool:
+def _mpi_dtype_ok(dt: np.dtype[Any]) -> bool:
     return dt.kind in "fiub" and dt.itemsize in (1, 2, 4, 8) and dt.name != "float16"
 
 
-def _flat_buffer(dt: np.dtype, n: int) -> np.ndarray:
+def _flat_buffer(dt: np.dtype[Any], n: int) -> npt.NDArray[Any]:
     buf = _buffers.get(dt.name)
     if buf is None or buf.size < n:
         buf = np.empty(max(n, 1), dtype=dt)
@@ -405,7 +430,7 @@ def _flat_buffer(dt: np.dtype, n: int) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 
-def broadcast_parameters(params: Iterable[Any], root: int = 0) -> None:
+def broadcast_parameters(params: "Params", root: int = 0) -> None:
     """Give every rank ``root``'s parameter values (call once after building the model).
 
     Values are packed per dtype into one flat buffer, broadcast with ``comm.Bcast`` and bound
@@ -414,8 +439,9 @@ def broadcast_parameters(params: Iterable[Any], root: int = 0) -> None:
     outside ``0..size-1`` raises ``ValueError``; before :func:`init`, ``gr.GraphError``.
 
     Example:
-        >>> gr.distributed.init()                       # doctest: +SKIP
-        >>> gr.distributed.broadcast_parameters(params) # doctest: +SKIP
+        >>> _ = gr.distributed.init()
+        >>> fc = gr.nn.Linear(gr.Graph(), 3, 2)
+        >>> gr.distributed.broadcast_parameters(fc.parameters())
     """
     backend = _require("broadcast_parameters")
     if isinstance(root, bool) or not isinstance(root, (numbers.Integral, np.integer)) \
@@ -461,7 +487,7 @@ def broadcast_parameters(params: Iterable[Any], root: int = 0) -> None:
                 off += n
 
 
-def allreduce_gradients(params: Iterable[Any]) -> None:
+def allreduce_gradients(params: "Params") -> None:
     """Replace each parameter's gradient by its mean over all ranks, in place.
 
     Call it after ``m.run_all()`` and before ``solver.step(params)`` (or use
@@ -475,9 +501,14 @@ def allreduce_gradients(params: Iterable[Any]) -> None:
     Before :func:`init`: ``gr.GraphError``. On one rank only the checks run.
 
     Example:
-        >>> m.run_all()                                   # doctest: +SKIP
-        >>> gr.distributed.allreduce_gradients(params)    # doctest: +SKIP
-        >>> solver.step(params); m.reset()                # doctest: +SKIP
+        >>> _ = gr.distributed.init()
+        >>> g = gr.Graph(); w = g.vector(gr.float64, 2, name="w", value=[1.0, 2.0])
+        >>> _ = gr.grad(gr.sum(w * w), [w])
+        >>> with gr.TapeMachine(g) as m:
+        ...     m.run_all()
+        ...     gr.distributed.allreduce_gradients([w])   # the mean over ranks (alone: unchanged)
+        ...     print(w.grad.tolist())
+        [2.0, 4.0]
     """
     backend = _require("allreduce_gradients")
     ps = _param_list("allreduce_gradients", params)
@@ -529,14 +560,17 @@ def allreduce_gradients(params: Iterable[Any]) -> None:
 _REDUCE_OPS = ("sum", "mean", "max", "min")
 
 
-def allreduce(x: Any, op: str = "sum") -> np.ndarray:
+def allreduce(x: npt.ArrayLike, op: str = "sum") -> npt.NDArray[Any]:
     """Reduce a NumPy array (or scalar) over all ranks; returns a new array on every rank.
 
     ``op`` is ``"sum"``, ``"mean"``, ``"max"`` or ``"min"``. Handy for metrics (losses, counts of
     correct predictions). Every rank must pass the same shape and dtype.
 
     Example:
-        >>> correct = gr.distributed.allreduce(np.array([hits, total]))   # doctest: +SKIP
+        >>> _ = gr.distributed.init()
+        >>> hits, total = gr.distributed.allreduce(np.array([3, 4]))   # summed over ranks
+        >>> float(hits / total)                                         # alone: this rank's
+        0.75
     """
     backend = _require("allreduce")
     if op not in _REDUCE_OPS:
@@ -563,6 +597,20 @@ def allreduce(x: Any, op: str = "sum") -> np.ndarray:
     return a
 
 
+@runtime_checkable
+class SupportsStep(Protocol):
+    """What :class:`DataParallel` wraps: any object with ``step(params)`` (every solver).
+
+    Example:
+        >>> isinstance(gr.solvers.SGD(), gr.distributed.SupportsStep)
+        True
+    """
+
+    def step(self, params: "Params") -> None:
+        """Update ``params`` from their gradients."""
+        ...
+
+
 class DataParallel:
     """A solver that averages gradients across ranks before each update.
 
@@ -573,21 +621,31 @@ class DataParallel:
     :func:`broadcast_parameters`), the parameters stay identical on all ranks.
 
     Example:
-        >>> opt = gr.distributed.DataParallel(gr.solvers.Adam(lr=1e-3))   # doctest: +SKIP
-        >>> m.run_all(); opt.step(params); m.reset()                       # doctest: +SKIP
+        >>> _ = gr.distributed.init()
+        >>> g = gr.Graph(); w = g.vector(gr.float64, 2, name="w", value=[1.0, 2.0])
+        >>> _ = gr.grad(gr.sum(w * w), [w])
+        >>> opt = gr.distributed.DataParallel(gr.solvers.SGD(lr=0.25))
+        >>> with gr.TapeMachine(g) as m:
+        ...     m.run_all(); opt.step([w]); m.reset()
+        >>> w.value.tolist(), opt.lr
+        ([0.5, 1.0], 0.25)
     """
 
-    def __init__(self, solver: Any) -> None:
+    solver: SupportsStep
+
+    def __init__(self, solver: SupportsStep) -> None:
         if not callable(getattr(solver, "step", None)):
             raise TypeError(f"DataParallel wraps a solver (an object with step(params)), "
                             f"got {type(solver).__name__}")
         object.__setattr__(self, "solver", solver)
 
-    def step(self, params: Iterable[Any]) -> None:
+    def step(self, params: "Params") -> None:
         """All-reduce the gradients of ``params`` (mean), then ``solver.step(params)``.
 
         Example:
-            >>> opt.step(params)   # doctest: +SKIP
+            >>> _ = gr.distributed.init()
+            >>> opt = gr.distributed.DataParallel(gr.solvers.SGD(lr=0.1))
+            >>> opt.step([])                                # (params from run_all, see the class)
         """
         ps = _param_list("DataParallel.step", params)
         allreduce_gradients(ps)
@@ -615,7 +673,11 @@ def set_seed(n: Optional[int]) -> None:
     """Seed :func:`shard`'s permutations (``None``: fall back to the ``gr.seed`` value).
 
     Example:
-        >>> gr.distributed.set_seed(42)   # doctest: +SKIP
+        >>> _ = gr.distributed.init()
+        >>> gr.distributed.set_seed(42)
+        >>> bool((gr.distributed.shard(10) == gr.distributed.shard(10)).all())
+        True
+        >>> gr.distributed.set_seed(None)
     """
     global _seed
     if n is not None and (isinstance(n, bool) or not isinstance(n, (numbers.Integral, np.integer)) or n < 0):
@@ -639,7 +701,7 @@ def _default_seed() -> int:
     return 0
 
 
-def shard(n: int, epoch: int = 0, *, seed: Optional[int] = None, drop_last: bool = False) -> np.ndarray:
+def shard(n: int, epoch: int = 0, *, seed: Optional[int] = None, drop_last: bool = False) -> npt.NDArray[np.int64]:
     """This rank's sample indices for one epoch: ``perm[rank::size]`` of a seeded permutation.
 
     ``perm = numpy.random.default_rng([seed, epoch]).permutation(n)``: a new order each epoch,
@@ -658,8 +720,10 @@ def shard(n: int, epoch: int = 0, *, seed: Optional[int] = None, drop_last: bool
     every rank calls it. Raises ``gr.GraphError`` before :func:`init`.
 
     Example:
-        >>> gr.distributed.init()                       # doctest: +SKIP
-        >>> idx = gr.distributed.shard(1000, epoch=3)   # doctest: +SKIP
+        >>> rank, size = gr.distributed.init()
+        >>> idx = gr.distributed.shard(1000, epoch=3, seed=0)
+        >>> len(idx) >= 1000 // size, idx.dtype              # alone: all 1000
+        (True, dtype('int64'))
     """
     backend = _require("shard")
     for what, v in (("n", n), ("epoch", epoch)):

@@ -25,14 +25,26 @@ from __future__ import annotations
 import numbers
 import os
 import sys
-from typing import Any, Callable, Iterable, Optional, Sequence, Union
+from typing import Any, Callable, NoReturn, Optional, Sequence, Union, cast
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _native
 from .errors import DTypeError, GraphError, InternalError, ShapeError
 
-__all__ = ["Graph", "Node", "as_dtype"]
+__all__ = ["Graph", "Node", "as_dtype", "DTypeLike", "ShapeLike", "InitLike", "Axis", "Operand"]
+
+#: What a dtype argument accepts: a NumPy dtype (``gr.float32`` is one), a scalar type such as
+#: ``np.float32``, or a name such as ``"float32"``.
+DTypeLike = npt.DTypeLike
+#: A shape: one int (a length) or a sequence of ints.
+ShapeLike = Union[int, Sequence[int]]
+#: What ``init=`` accepts: an initializer ``(shape, dtype) -> array`` (everything in ``gr.init``)
+#: or a value (array, nested list or scalar) to bind as it is.
+InitLike = Union[Callable[[tuple[int, ...], np.dtype[Any]], npt.ArrayLike], npt.ArrayLike]
+#: An ``axis`` argument of a reduction: None (all axes), an int or a sequence of ints.
+Axis = Union[None, int, Sequence[int]]
 
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _in_pkg: dict[str, bool] = {}
@@ -55,12 +67,14 @@ def _where() -> str:
     return "<unknown>"
 
 
-def as_dtype(dtype: Any) -> np.dtype:
+def as_dtype(dtype: DTypeLike) -> np.dtype[Any]:
     """The NumPy dtype for a NumPy dtype, a type or a name; DTypeError if unsupported.
 
     Example:
-        >>> as_dtype("float32")
+        >>> gr.as_dtype("float32")
         dtype('float32')
+        >>> gr.as_dtype(np.int64) == gr.int64
+        True
     """
     try:
         d = np.dtype(dtype)
@@ -105,7 +119,7 @@ class Graph:
     __slots__ = ("_g", "_nodes", "__weakref__")
 
     def __init__(self, stabilize: bool = True) -> None:
-        self._g = _native.Graph(bool(stabilize))
+        self._g: _native.Graph = _native.Graph(bool(stabilize))
         self._nodes: list[Optional[Node]] = []
 
     # -- node objects ------------------------------------------------------------------------
@@ -131,7 +145,8 @@ class Graph:
 
     # -- building ------------------------------------------------------------------------------
 
-    def _leaf(self, dtype: Any, shape: Any, name: Optional[str], init: Any, value: Any) -> "Node":
+    def _leaf(self, dtype: DTypeLike, shape: ShapeLike, name: Optional[str], init: Optional[InitLike],
+              value: Optional[npt.ArrayLike]) -> "Node":
         d = as_dtype(dtype)
         s = _shape_of(shape)
         if name is not None and not isinstance(name, str):
@@ -147,47 +162,59 @@ class Graph:
             node.let(value)
         return node
 
-    def scalar(self, dtype: Any = np.float64, name: Optional[str] = None, init: Any = None, value: Any = None) -> "Node":
+    def scalar(self, dtype: DTypeLike = np.float64, name: Optional[str] = None, init: Optional[InitLike] = None,
+               value: Optional[npt.ArrayLike] = None) -> "Node":
         """A 0-d input/variable node (bound later with ``let``, or now with ``init=``/``value=``).
 
         Example:
             >>> x = gr.Graph().scalar(gr.float64, name="x")
+            >>> x.shape, x.has_value
+            ((), False)
+            >>> float(gr.Graph().scalar(gr.float32, value=0.5).value)
+            0.5
         """
         return self._leaf(dtype, (), name, init, value)
 
-    def vector(self, dtype: Any, n: int, name: Optional[str] = None, init: Any = None, value: Any = None) -> "Node":
+    def vector(self, dtype: DTypeLike, n: int, name: Optional[str] = None, init: Optional[InitLike] = None,
+               value: Optional[npt.ArrayLike] = None) -> "Node":
         """A 1-D input/variable node of length ``n``.
 
         Example:
             >>> v = gr.Graph().vector(gr.float32, 10, name="v")
+            >>> v.shape, v.dtype
+            ((10,), dtype('float32'))
         """
         s = _shape_of(n)
         if len(s) != 1:
             raise ShapeError(f"vector: expected one length, got shape {s} (at {_where()})")
         return self._leaf(dtype, s, name, init, value)
 
-    def matrix(self, dtype: Any, shape: Sequence[int], name: Optional[str] = None, init: Any = None,
-               value: Any = None) -> "Node":
+    def matrix(self, dtype: DTypeLike, shape: Sequence[int], name: Optional[str] = None,
+               init: Optional[InitLike] = None, value: Optional[npt.ArrayLike] = None) -> "Node":
         """A 2-D input/variable node.
 
         Example:
             >>> W = gr.Graph().matrix(gr.float32, (784, 128), name="W", init=gr.init.glorot_uniform())
+            >>> W.value.shape
+            (784, 128)
         """
         s = _shape_of(shape)
         if len(s) != 2:
             raise ShapeError(f"matrix: expected a (rows, cols) shape, got {s} (at {_where()})")
         return self._leaf(dtype, s, name, init, value)
 
-    def tensor(self, dtype: Any, shape: Sequence[int], name: Optional[str] = None, init: Any = None,
-               value: Any = None) -> "Node":
+    def tensor(self, dtype: DTypeLike, shape: ShapeLike, name: Optional[str] = None,
+               init: Optional[InitLike] = None, value: Optional[npt.ArrayLike] = None) -> "Node":
         """An input/variable node of any shape.
 
         Example:
             >>> X = gr.Graph().tensor(gr.float32, (64, 1, 28, 28), name="X")
+            >>> X.ndim
+            4
         """
         return self._leaf(dtype, shape, name, init, value)
 
-    def constant(self, value: Any, name: Optional[str] = None, dtype: Any = None) -> "Node":
+    def constant(self, value: npt.ArrayLike, name: Optional[str] = None, dtype: Optional[DTypeLike] = None) -> "Node":
         """A constant node holding a copy of ``value`` (a NumPy array, nested list or scalar).
 
         The dtype is the array's own (Python floats are float64) unless ``dtype`` is given.
@@ -209,7 +236,12 @@ class Graph:
 
     @property
     def stabilize(self) -> bool:
-        """Whether stabilization rewrites are applied as nodes are built."""
+        """Whether stabilization rewrites are applied as nodes are built.
+
+        Example:
+            >>> gr.Graph().stabilize, gr.Graph(stabilize=False).stabilize
+            (True, False)
+        """
         return self._g.stabilize
 
     def nodes(self) -> list["Node"]:
@@ -225,14 +257,20 @@ class Graph:
         return self._g.num_nodes()
 
     def to_dot(self) -> str:
-        """Graphviz DOT text of the graph (gradient nodes dashed red)."""
+        """Graphviz DOT text of the graph (gradient nodes dashed red); see also ``gr.render``.
+
+        Example:
+            >>> g = gr.Graph(); x = g.scalar(gr.float64, name="x")
+            >>> print(g.to_dot().splitlines()[0])
+            digraph gorgon {
+        """
         return self._g.to_dot()
 
     def __repr__(self) -> str:
         return f"<gorgon_rs.Graph with {len(self)} nodes, stabilize={self.stabilize}>"
 
 
-def _convert_for(node: "Node", value: Any) -> np.ndarray:
+def _convert_for(node: "Node", value: Any) -> npt.NDArray[Any]:
     """``value`` as a C-contiguous array of the node's dtype and shape (one conversion, with
     NumPy's ``same_kind`` rule), or the error ``let`` raises."""
     try:
@@ -265,10 +303,10 @@ class Node:
     __slots__ = ("graph", "_g", "_id", "shape", "dtype", "_name", "__weakref__")
 
     graph: Graph
-    _g: Any
+    _g: _native.Graph
     _id: int
     shape: tuple[int, ...]
-    dtype: np.dtype
+    dtype: np.dtype[Any]
     _name: Optional[str]
 
     # Make NumPy defer to our reflected operators: ``array * node`` calls ``node.__rmul__``.
@@ -281,7 +319,15 @@ class Node:
 
     @property
     def name(self) -> Optional[str]:
-        """The user-given name (None when unnamed)."""
+        """The user-given name (None when unnamed); assignable.
+
+        Example:
+            >>> x = gr.Graph().scalar(gr.float64)
+            >>> x.name is None
+            True
+            >>> x.name = "x"; x.name
+            'x'
+        """
         return self._name
 
     @name.setter
@@ -291,22 +337,44 @@ class Node:
 
     @property
     def ndim(self) -> int:
-        """Number of dimensions."""
+        """Number of dimensions.
+
+        Example:
+            >>> gr.Graph().matrix(gr.float32, (2, 3)).ndim
+            2
+        """
         return len(self.shape)
 
     @property
     def size(self) -> int:
-        """Number of elements."""
+        """Number of elements.
+
+        Example:
+            >>> gr.Graph().matrix(gr.float32, (2, 3)).size
+            6
+        """
         return int(np.prod(self.shape, dtype=np.int64))
 
     @property
     def kind(self) -> str:
-        """"leaf", "constant", "op:<name>" or "grad:<name>"."""
+        """``"leaf"``, ``"constant"``, ``"op:<name>"`` or ``"grad:<name>"``.
+
+        Example:
+            >>> g = gr.Graph(); x = g.scalar(gr.float64)
+            >>> x.kind, (x + 1).kind
+            ('leaf', 'op:add')
+        """
         return self._g.node_info(self._id)[3]
 
     @property
     def location(self) -> Optional[str]:
-        """``file.py:LINE`` where the node was built."""
+        """``file.py:LINE`` of the user code that built the node (None when unknown).
+
+        Example:
+            >>> x = gr.Graph().scalar(gr.float64)
+            >>> x.location                                   # doctest: +ELLIPSIS
+            '...:1'
+        """
         return self._g.location(self._id)
 
     def _label(self) -> str:
@@ -317,7 +385,7 @@ class Node:
 
     # -- values ------------------------------------------------------------------------------
 
-    def let(self, value: Any) -> None:
+    def let(self, value: npt.ArrayLike) -> None:
         """Bind a value (array, nested list or scalar) to this input/variable node.
 
         A C-contiguous array of the node's dtype is used without a copy; other values are
@@ -333,18 +401,43 @@ class Node:
                 raise InternalError(f"let: the converted value was refused for node {self._describe()}")
 
     @property
-    def value(self) -> np.ndarray:
-        """The current value as a new NumPy array (0-d for scalars); GraphError if none."""
+    def value(self) -> npt.NDArray[Any]:
+        """The current value as a new NumPy array (0-d for scalars); GraphError if none.
+
+        Example:
+            >>> v = gr.Graph().vector(gr.float64, 2, value=[1.0, 2.0])
+            >>> v.value
+            array([1., 2.])
+        """
         return self._g.value(self._id)
 
     @property
-    def grad(self) -> Optional[np.ndarray]:
-        """d(cost)/d(self) from the last run that computed it, else None."""
+    def grad(self) -> Optional[npt.NDArray[Any]]:
+        """d(cost)/d(self) from the last run that computed it, else None.
+
+        Example:
+            >>> g = gr.Graph(); x = g.scalar(gr.float64, value=3.0)
+            >>> _ = gr.grad(x * x, [x])
+            >>> x.grad is None                               # nothing computed yet
+            True
+            >>> with gr.TapeMachine(g) as m:
+            ...     m.run_all()
+            ...     print(float(x.grad))                     # read it while the machine is open
+            6.0
+        """
         return self._g.grad_value(self._id)
 
     @property
     def has_value(self) -> bool:
-        """True when :attr:`value` would succeed."""
+        """True when :attr:`value` would succeed.
+
+        Example:
+            >>> x = gr.Graph().scalar(gr.float64)
+            >>> x.has_value
+            False
+            >>> x.let(1.0); x.has_value
+            True
+        """
         return self._g.has_value(self._id)
 
     # -- operators ---------------------------------------------------------------------------
@@ -418,58 +511,123 @@ class Node:
     def __getitem__(self, key: Any) -> "Node":
         return _ops._getitem(self, key)
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> NoReturn:
         raise TypeError("a Node is not iterable; index it (x[i]) or iterate over x.value")
 
     # -- methods -------------------------------------------------------------------------------
 
     @property
     def T(self) -> "Node":
-        """The transpose (axes reversed)."""
+        """The transpose (axes reversed).
+
+        Example:
+            >>> gr.Graph().matrix(gr.float32, (2, 3)).T.shape
+            (3, 2)
+        """
         return _ops.transpose(self)
 
-    def reshape(self, *shape: Any) -> "Node":
-        """Same elements, new shape (one dimension may be -1): ``x.reshape(2, -1)``."""
+    def reshape(self, *shape: Union[int, Sequence[int]]) -> "Node":
+        """Same elements, new shape (one dimension may be -1): ``x.reshape(2, -1)``.
+
+        Example:
+            >>> x = gr.Graph().vector(gr.float32, 6)
+            >>> x.reshape(2, -1).shape, x.reshape((3, 2)).shape
+            ((2, 3), (3, 2))
+        """
+        dims: Sequence[Any] = shape
         if len(shape) == 1 and not isinstance(shape[0], (numbers.Integral, np.integer)):
-            shape = tuple(shape[0])
-        return _ops.reshape(self, shape)
+            dims = tuple(cast("Sequence[int]", shape[0]))  # one sequence given
+        return _ops.reshape(self, dims)
 
-    def transpose(self, *axes: Any) -> "Node":
-        """Permute axes (reversed when none are given)."""
+    def transpose(self, *axes: Union[int, Sequence[int], None]) -> "Node":
+        """Permute axes (reversed when none are given).
+
+        Example:
+            >>> x = gr.Graph().tensor(gr.float32, (2, 3, 4))
+            >>> x.transpose().shape, x.transpose(0, 2, 1).shape, x.transpose((1, 0, 2)).shape
+            ((4, 3, 2), (2, 4, 3), (3, 2, 4))
+        """
+        perm = cast("tuple[int, ...]", axes)
         if len(axes) == 1 and not isinstance(axes[0], (numbers.Integral, np.integer)):
-            axes = tuple(axes[0]) if axes[0] is not None else ()
-        return _ops.transpose(self, axes or None)
+            perm = tuple(cast("Sequence[int]", axes[0])) if axes[0] is not None else ()  # one sequence given
+        return _ops.transpose(self, perm or None)
 
-    def sum(self, axis: Any = None, keepdims: bool = False) -> "Node":
-        """Sum over ``axis`` (None: all)."""
+    def sum(self, axis: Axis = None, keepdims: bool = False) -> "Node":
+        """Sum over ``axis`` (None: all); ``gr.sum(self, axis, keepdims)``.
+
+        Example:
+            >>> x = gr.Graph().matrix(gr.float64, (2, 3))
+            >>> x.sum().shape, x.sum(axis=0).shape, x.sum(1, keepdims=True).shape
+            ((), (3,), (2, 1))
+        """
         return _ops.sum(self, axis, keepdims)
 
-    def mean(self, axis: Any = None, keepdims: bool = False) -> "Node":
-        """Mean over ``axis`` (None: all)."""
+    def mean(self, axis: Axis = None, keepdims: bool = False) -> "Node":
+        """Mean over ``axis`` (None: all); ``gr.mean(self, axis, keepdims)``.
+
+        Example:
+            >>> x = gr.Graph().matrix(gr.float64, (2, 3))
+            >>> x.mean().shape, x.mean(axis=0).shape, x.mean(1, keepdims=True).shape
+            ((), (3,), (2, 1))
+        """
         return _ops.mean(self, axis, keepdims)
 
-    def max(self, axis: Any = None, keepdims: bool = False) -> "Node":
-        """Maximum over ``axis`` (None: all)."""
+    def max(self, axis: Axis = None, keepdims: bool = False) -> "Node":
+        """Maximum over ``axis`` (None: all); ``gr.max(self, axis, keepdims)``.
+
+        Example:
+            >>> x = gr.Graph().matrix(gr.float64, (2, 3))
+            >>> x.max().shape, x.max(axis=0).shape, x.max(1, keepdims=True).shape
+            ((), (3,), (2, 1))
+        """
         return _ops.max(self, axis, keepdims)
 
-    def min(self, axis: Any = None, keepdims: bool = False) -> "Node":
-        """Minimum over ``axis`` (None: all)."""
+    def min(self, axis: Axis = None, keepdims: bool = False) -> "Node":
+        """Minimum over ``axis`` (None: all); ``gr.min(self, axis, keepdims)``.
+
+        Example:
+            >>> x = gr.Graph().matrix(gr.float64, (2, 3))
+            >>> x.min().shape, x.min(axis=0).shape, x.min(1, keepdims=True).shape
+            ((), (3,), (2, 1))
+        """
         return _ops.min(self, axis, keepdims)
 
-    def prod(self, axis: Any = None, keepdims: bool = False) -> "Node":
-        """Product over ``axis`` (None: all)."""
+    def prod(self, axis: Axis = None, keepdims: bool = False) -> "Node":
+        """Product over ``axis`` (None: all); ``gr.prod(self, axis, keepdims)``.
+
+        Example:
+            >>> x = gr.Graph().matrix(gr.float64, (2, 3))
+            >>> x.prod().shape, x.prod(axis=0).shape, x.prod(1, keepdims=True).shape
+            ((), (3,), (2, 1))
+        """
         return _ops.prod(self, axis, keepdims)
 
     def argmax(self, axis: Optional[int] = None, keepdims: bool = False) -> "Node":
-        """Index of the maximum (int64)."""
+        """Index of the maximum (int64); ``gr.argmax(self, axis, keepdims)``.
+
+        Example:
+            >>> x = gr.Graph().matrix(gr.float32, (4, 10))
+            >>> x.argmax(axis=1).shape, x.argmax(axis=1).dtype
+            ((4,), dtype('int64'))
+        """
         return _ops.argmax(self, axis, keepdims)
 
     def argmin(self, axis: Optional[int] = None, keepdims: bool = False) -> "Node":
-        """Index of the minimum (int64)."""
+        """Index of the minimum (int64); ``gr.argmin(self, axis, keepdims)``.
+
+        Example:
+            >>> gr.Graph().vector(gr.float32, 5).argmin().shape
+            ()
+        """
         return _ops.argmin(self, axis, keepdims)
 
-    def astype(self, dtype: Any) -> "Node":
-        """``gr.cast(self, dtype)``."""
+    def astype(self, dtype: DTypeLike) -> "Node":
+        """``gr.cast(self, dtype)``.
+
+        Example:
+            >>> gr.Graph().vector(gr.int64, 3).astype(gr.float32).dtype
+            dtype('float32')
+        """
         return _ops.cast(self, dtype)
 
     def __repr__(self) -> str:
@@ -486,6 +644,11 @@ class Node:
 # ---------------------------------------------------------------------------------------------
 
 
+#: An operand of a binary op: a node, or a value lifted to a constant (Python scalar, nested list,
+#: NumPy array).
+Operand = Union[Node, npt.ArrayLike]
+
+
 def _is_py_scalar(v: Any) -> bool:
     return isinstance(v, (bool, int, float, np.bool_, np.integer, np.floating)) and not isinstance(v, np.ndarray)
 
@@ -500,7 +663,7 @@ def _same_graph(op: str, nodes: Sequence[Node]) -> Graph:
     return g
 
 
-def _const(g: Graph, a: np.ndarray) -> Node:
+def _const(g: Graph, a: npt.NDArray[Any]) -> Node:
     if a.dtype.kind not in "biuf":
         raise DTypeError(f"cannot use a value of dtype {a.dtype} in a graph (at {_where()})")
     if a.dtype.name not in _SUPPORTED:

@@ -33,9 +33,10 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = [
     "Initializer",
@@ -101,19 +102,22 @@ def rng() -> np.random.Generator:
 # ---------------------------------------------------------------------------------------------
 
 
-def _np_dtype(dtype: Any) -> np.dtype:
+def _np_dtype(dtype: Any) -> np.dtype[Any]:
     """A NumPy dtype from a NumPy dtype, a type, a name, or a gorgon_rs dtype object."""
+    d: np.dtype[Any]
     if dtype is None:
         return np.dtype(np.float32)
     try:
-        return np.dtype(dtype)
+        d = np.dtype(dtype)
+        return d
     except TypeError:
         pass
     for attr in ("numpy", "np_dtype", "name"):
         v = getattr(dtype, attr, None)
         if v is not None:
             try:
-                return np.dtype(v)
+                d = np.dtype(v)
+                return d
             except TypeError:
                 continue
     return np.dtype(str(dtype))
@@ -190,7 +194,7 @@ class Initializer:
         self._fn = fn
         self._desc = desc
 
-    def __call__(self, shape: Any, dtype: Any = "float32") -> np.ndarray:
+    def __call__(self, shape: Union[int, Sequence[int]], dtype: npt.DTypeLike = "float32") -> npt.NDArray[Any]:
         s = _shape(shape)
         dt = _np_dtype(dtype)
         out = self._fn(s, dt)

@@ -11,26 +11,37 @@ Example:
     >>> g = gr.Graph()
     >>> W = g.matrix(gr.float32, (3, 2), name="W", init=gr.init.glorot_uniform())
     >>> gr.save("weights.safetensors", [W])                    # keyed by node name
-    >>> gr.load("weights.safetensors", [W])                    # validated, then assigned
+    >>> sorted(gr.load("weights.safetensors", [W]))            # validated, then assigned
+    ['W']
     >>> arrays = gr.load("weights.safetensors")                # {name: numpy array}
+    >>> arrays["W"].shape
+    (3, 2)
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, TypeGuard, Union
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _native
 from .plot import plot_history
 
-__all__ = ["save", "load", "plot_history"]
+if TYPE_CHECKING:
+    from .graph import Node
 
+__all__ = ["save", "load", "plot_history", "PathLike", "Tensors"]
+
+#: A file path: ``str`` or ``pathlib.Path``.
 PathLike = Union[str, "os.PathLike[str]"]
+#: What ``save``/``load`` take: named nodes (one, or a list, keyed by ``node.name``) or a dict
+#: ``{key: node or array}``.
+Tensors = Union["Node", Iterable["Node"], Mapping[str, Union["Node", npt.ArrayLike]]]
 
 
-def _is_node(x: Any) -> bool:
+def _is_node(x: object) -> "TypeGuard[Node]":
     return hasattr(x, "_id") and hasattr(x, "graph")
 
 
@@ -40,13 +51,13 @@ def _format_error(msg: str) -> Exception:
     return FormatError(msg)
 
 
-def _np_dtype(dtype: Any) -> np.dtype:
+def _np_dtype(dtype: Any) -> np.dtype[Any]:
     from .init import _np_dtype as conv
 
     return conv(dtype)
 
 
-def _node_kind(node: Any) -> Optional[str]:
+def _node_kind(node: "Node") -> Optional[str]:
     try:
         return node.graph._g.node_info(node._id)[3]
     except Exception:
@@ -91,7 +102,7 @@ def _keyed(what: str, nodes_or_dict: Any) -> dict[str, Any]:
     return out
 
 
-def save(path: PathLike, nodes_or_dict: Any) -> None:
+def save(path: PathLike, nodes_or_dict: Tensors) -> None:
     """Write node values (and/or NumPy arrays) to a safetensors file.
 
     ``nodes_or_dict`` is a list of named nodes (keyed by ``node.name``; a missing or duplicate
@@ -99,11 +110,15 @@ def save(path: PathLike, nodes_or_dict: Any) -> None:
     crash leaves either the old file or the new one, never a mix.
 
     Example:
-        >>> gr.save("model.safetensors", layer.parameters())                      # doctest: +SKIP
-        >>> gr.save("train.safetensors", {"W": W, "step": np.array(100)})         # doctest: +SKIP
+        >>> g = gr.Graph()
+        >>> layer = gr.nn.Linear(g, 4, 2)
+        >>> gr.save("model.safetensors", layer.parameters())        # keys: the node names
+        >>> gr.save("train.safetensors", {"W": layer.weight, "step": np.array(100)})
+        >>> sorted(gr.load("model.safetensors"))
+        ['linear0.bias', 'linear0.weight']
     """
     items = _keyed("save", nodes_or_dict)
-    pairs: list[tuple[str, np.ndarray]] = []
+    pairs: list[tuple[str, npt.NDArray[Any]]] = []
     for k, v in items.items():
         if _is_node(v):
             a = v.value
@@ -115,7 +130,7 @@ def save(path: PathLike, nodes_or_dict: Any) -> None:
     _native.save_safetensors(os.fspath(path), pairs)
 
 
-def load(path: PathLike, nodes_or_dict: Any = None, *, strict: bool = False) -> Optional[dict[str, np.ndarray]]:
+def load(path: PathLike, nodes_or_dict: Optional[Tensors] = None, *, strict: bool = False) -> dict[str, npt.NDArray[Any]]:
     """Read a safetensors file; with a target, assign its values to nodes/arrays all-or-nothing.
 
     * ``gr.load(path)`` returns ``{key: numpy array}``.
@@ -130,8 +145,15 @@ def load(path: PathLike, nodes_or_dict: Any = None, *, strict: bool = False) -> 
     the found shape/dtype).
 
     Example:
-        >>> gr.load("model.safetensors", layer.parameters())                      # doctest: +SKIP
-        >>> state = gr.load("opt.safetensors"); opt.load_state_dict(state)        # doctest: +SKIP
+        >>> g = gr.Graph()
+        >>> W = g.matrix(gr.float32, (2, 2), name="W", init=gr.init.ones())
+        >>> gr.save("w.safetensors", [W])
+        >>> W.let(np.zeros((2, 2), np.float32))
+        >>> _ = gr.load("w.safetensors", [W])                 # all-or-nothing
+        >>> W.value.tolist()
+        [[1.0, 1.0], [1.0, 1.0]]
+        >>> gr.load("w.safetensors")["W"].dtype               # no target: {key: array}
+        dtype('float32')
     """
     p = os.fspath(path)
     targets = None if nodes_or_dict is None else _keyed("load", nodes_or_dict)
@@ -142,7 +164,7 @@ def load(path: PathLike, nodes_or_dict: Any = None, *, strict: bool = False) -> 
         return data
 
     # 1. validate everything
-    plan: list[tuple[Any, np.ndarray]] = []
+    plan: list[tuple[Any, npt.NDArray[Any]]] = []
     for key, tgt in targets.items():
         if key not in data:
             have = ", ".join(repr(k) for k in sorted(data)[:20])

@@ -23,20 +23,22 @@ Example:
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, Optional, Sequence, Union
+from typing import Any, Iterable, Protocol, Self, Sequence, TypeVar, Union, cast, overload
 
-import numpy as np
+import numpy.typing as npt
 
 from . import _native
 from .errors import DeviceError, GraphError
 from .graph import Graph, Node, _convert_for, _same_graph
 
-__all__ = ["TapeMachine", "LispMachine", "function", "check_device"]
+__all__ = ["TapeMachine", "LispMachine", "function", "check_device", "CompiledFunction"]
+
+_R_co = TypeVar("_R_co", covariant=True)
 
 _CUDA_RE = re.compile(r"(?:cuda|gpu)(?::(\d+))?")
 
 
-def check_device(device: Any) -> str:
+def check_device(device: str) -> str:
     """Validates a device string: ``"cpu"`` passes; ``"cuda"``/``"cuda:N"`` raise
     :class:`~gorgon_rs.DeviceError` with the reason when that device cannot be used; anything
     else is a ValueError.
@@ -63,7 +65,7 @@ def check_device(device: Any) -> str:
     return f"cuda:{n}"
 
 
-def _graph_of(g: Any) -> Graph:
+def _graph_of(g: Union[Graph, Node]) -> Graph:
     if isinstance(g, Graph):
         return g
     if isinstance(g, Node):
@@ -71,7 +73,7 @@ def _graph_of(g: Any) -> Graph:
     raise TypeError(f"expected a gorgon_rs Graph, got {type(g).__name__}")
 
 
-def _ids(g: Graph, nodes: Optional[Iterable[Node]], what: str) -> list[int]:
+def _ids(g: Graph, nodes: Union[Node, Iterable[Node], None], what: str) -> list[int]:
     if nodes is None:
         return []
     if isinstance(nodes, Node):
@@ -87,52 +89,116 @@ def _ids(g: Graph, nodes: Optional[Iterable[Node]], what: str) -> list[int]:
 
 
 class _Machine:
-    _m: Any
+    """What both machines share: running, resetting, closing, inspecting."""
+
+    _m: Union[_native.TapeMachine, _native.LispMachine]
     graph: Graph
+    device: str
 
     def _bind_fast_methods(self) -> None:
         # The native bound methods themselves: no Python frame per call.
-        self.run_all = self._m.run_all  # type: ignore[method-assign]
-        self.reset = self._m.reset  # type: ignore[method-assign]
+        fast = cast(Any, self)  # instance attributes shadowing the methods below
+        fast.run_all = self._m.run_all
+        fast.reset = self._m.reset
 
     def run_all(self) -> None:
-        """Run the program once (the GIL is released while it runs)."""
+        """Run the program once (the GIL is released while it runs).
+
+        Example:
+            >>> g = gr.Graph(); x = g.scalar(gr.float64, value=2.0); y = x * x
+            >>> with gr.TapeMachine(g) as m:
+            ...     m.run_all()
+            ...     print(float(y.value))
+            4.0
+        """
         self._m.run_all()
 
     def reset(self) -> None:
-        """Forget the last run's results; bound input/variable values stay."""
+        """Forget the last run's results; bound input/variable values stay.
+
+        Example:
+            >>> g = gr.Graph(); x = g.scalar(gr.float64, value=2.0); y = x * x
+            >>> with gr.TapeMachine(g) as m:
+            ...     m.run_all(); m.reset()
+            ...     print(y.has_value, float(x.value))
+            False 2.0
+        """
         self._m.reset()
 
     def close(self) -> None:
         """Free every buffer the machine holds, now. Later runs raise GraphError; values of
-        inputs/variables and arrays already returned stay valid."""
+        inputs/variables and arrays already returned stay valid. ``with`` calls it.
+
+        Example:
+            >>> g = gr.Graph(); x = g.scalar(gr.float64, value=2.0); y = x * x
+            >>> m = gr.TapeMachine(g); m.run_all(); m.close()
+            >>> m.closed, float(x.value)
+            (True, 2.0)
+        """
         self._m.close()
 
     @property
     def closed(self) -> bool:
-        """True after :meth:`close`."""
+        """True after :meth:`close`.
+
+        Example:
+            >>> with gr.TapeMachine(gr.Graph()) as m:
+            ...     pass
+            >>> m.closed
+            True
+        """
         return self._m.closed
 
     def program(self) -> list[str]:
-        """The compiled program, one printable instruction per line."""
+        """The compiled program, one printable instruction per line.
+
+        Example:
+            >>> g = gr.Graph(); x = g.scalar(gr.float64, name="x"); y = g.scalar(gr.float64, name="y")
+            >>> z = x + y
+            >>> with gr.TapeMachine(g) as m:
+            ...     print(len(m.program()) >= 1)
+            True
+        """
         return list(self._m.program())
 
     @property
-    def watched(self) -> dict[Node, list[np.ndarray]]:
-        """The values recorded for each watched node, one array per run."""
+    def watched(self) -> dict[Node, list[npt.NDArray[Any]]]:
+        """The values recorded for each watched node, one array per run.
+
+        Example:
+            >>> g = gr.Graph(); x = g.scalar(gr.float64); y = x * 2
+            >>> with gr.TapeMachine(g, watch=[y]) as m:
+            ...     for v in (1.0, 2.0):
+            ...         x.let(v); m.run_all()
+            ...     print([float(a) for a in m.watched[y]])
+            [2.0, 4.0]
+        """
         g = self.graph
         return {g._node(i): v for i, v in self._m.watched().items()}
 
     @property
     def trace(self) -> list[str]:
-        """Per-instruction timings of the last run (with ``trace=True``)."""
+        """Per-instruction timings of the last run (with ``trace=True``).
+
+        Example:
+            >>> g = gr.Graph(); x = g.scalar(gr.float64, value=1.0); y = gr.exp(x)
+            >>> with gr.TapeMachine(g, trace=True) as m:
+            ...     m.run_all()
+            ...     print(len(m.trace) > 0)
+            True
+        """
         return list(self._m.trace_log())
 
     def trace_log(self) -> list[str]:
-        """Same as :attr:`trace`."""
+        """Same as :attr:`trace`.
+
+        Example:
+            >>> with gr.TapeMachine(gr.Graph(), trace=True) as m:
+            ...     log = m.trace_log()
+        """
         return list(self._m.trace_log())
 
-    def __enter__(self) -> "_Machine":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -152,12 +218,19 @@ class TapeMachine(_Machine):
         outputs: compile only what these nodes need (default: the whole graph).
 
     Example:
-        >>> with gr.TapeMachine(g, watch=[z]) as m:   # doctest: +SKIP
-        ...     m.run_all(); m.watched[z]
+        >>> g = gr.Graph()
+        >>> x = g.scalar(gr.float64, name="x"); y = g.scalar(gr.float64, name="y")
+        >>> z = x + y
+        >>> with gr.TapeMachine(g) as m:               # compiles once
+        ...     for a in (1.0, 2.0):
+        ...         x.let(a); y.let(2.5); m.run_all()  # runs many times
+        ...         print(float(z.value))
+        3.5
+        4.5
     """
 
-    def __init__(self, g: Any, device: str = "cpu", watch: Optional[Iterable[Node]] = None, nan_guard: bool = False,
-                 trace: bool = False, outputs: Optional[Iterable[Node]] = None) -> None:
+    def __init__(self, g: Union[Graph, Node], device: str = "cpu", watch: Union[Node, Iterable[Node], None] = None,
+                 nan_guard: bool = False, trace: bool = False, outputs: Union[Node, Iterable[Node], None] = None) -> None:
         self.graph = _graph_of(g)
         dev = check_device(device)
         outs = None if outputs is None else _ids(self.graph, outputs, "TapeMachine(outputs=)")
@@ -179,12 +252,17 @@ class LispMachine(_Machine):
     input and variable the cost depends on.
 
     Example:
-        >>> m = gr.LispMachine(g)      # doctest: +SKIP
-        >>> m.run_all(); x.grad        # doctest: +SKIP
+        >>> g = gr.Graph()
+        >>> w = g.vector(gr.float64, 2, name="w", value=[1.0, -2.0])
+        >>> cost = gr.sum(w * w)                       # the one scalar cost
+        >>> with gr.LispMachine(g) as m:
+        ...     m.run_all()
+        ...     print(float(cost.value), w.grad.tolist())
+        5.0 [2.0, -4.0]
     """
 
-    def __init__(self, g: Any, backprop: bool = True, device: str = "cpu", watch: Optional[Iterable[Node]] = None,
-                 nan_guard: bool = False, trace: bool = False) -> None:
+    def __init__(self, g: Union[Graph, Node], backprop: bool = True, device: str = "cpu",
+                 watch: Union[Node, Iterable[Node], None] = None, nan_guard: bool = False, trace: bool = False) -> None:
         self.graph = _graph_of(g)
         dev = check_device(device)
         self._m = _native.LispMachine(self.graph._g, bool(backprop), dev, _ids(self.graph, watch, "LispMachine(watch=)"),
@@ -197,18 +275,61 @@ class LispMachine(_Machine):
         return f"<gorgon_rs.LispMachine on {self.device}, {state}>"
 
 
-def function(inputs: Union[Node, Sequence[Node]], outputs: Union[Node, Sequence[Node]]) -> Any:
+class CompiledFunction(Protocol[_R_co]):
+    """The type of what :func:`function` returns (a native object): ``f(*values)`` returns
+    one array (``CompiledFunction[NDArray]``, for a single output node) or a list of arrays
+    (``CompiledFunction[list[NDArray]]``, for a list of outputs).
+
+    Example:
+        >>> g = gr.Graph(); x = g.vector(gr.float64, 2)
+        >>> f: gr.CompiledFunction[np.ndarray] = gr.function(x, x * 2)
+        >>> f([1.0, 2.0]).tolist(), f.n_inputs
+        ([2.0, 4.0], 1)
+        >>> f.close()
+    """
+
+    def __call__(self, *values: Any) -> _R_co:
+        """Bind each input (like ``let``), run with the GIL released, return the outputs."""
+        ...
+
+    def close(self) -> None:
+        """Free the compiled program's buffers now (later calls raise GraphError)."""
+        ...
+
+    def program(self) -> list[str]:
+        """The compiled program, one printable instruction per line."""
+        ...
+
+    @property
+    def n_inputs(self) -> int:
+        """How many values a call takes."""
+        ...
+
+
+@overload
+def function(inputs: Union[Node, Sequence[Node]], outputs: Node) -> CompiledFunction[npt.NDArray[Any]]: ...
+
+
+@overload
+def function(inputs: Union[Node, Sequence[Node]], outputs: Sequence[Node]) -> CompiledFunction[list[npt.NDArray[Any]]]: ...
+
+
+def function(inputs: Union[Node, Sequence[Node]], outputs: Union[Node, Sequence[Node]]) -> CompiledFunction[Any]:
     """Compile a callable: ``f(*values)`` binds each input, runs, and returns the output's
     value (one array for a single output node, a list for a list of outputs).
 
     Only what ``outputs`` need is compiled. Values follow ``let``'s rules (zero-copy for
-    C-contiguous arrays of the input's dtype, ``same_kind`` conversion otherwise).
+    C-contiguous arrays of the input's dtype, ``same_kind`` conversion otherwise). The
+    returned object also has ``close()``, ``program()`` and ``n_inputs``
+    (:class:`CompiledFunction`).
 
     Example:
         >>> g = gr.Graph(); x = g.scalar(gr.float64); y = g.scalar(gr.float64)
         >>> f = gr.function(inputs=[x, y], outputs=x + y)
-        >>> float(f(2.0, 2.5))
-        4.5
+        >>> f(2.0, 2.5)
+        array(4.5)
+        >>> gr.function([x, y], [x + y, x * y])(2.0, 3.0)
+        [array(5.), array(6.)]
     """
     ins: list[Node] = [inputs] if isinstance(inputs, Node) else list(inputs)
     single = isinstance(outputs, Node)
@@ -221,7 +342,8 @@ def function(inputs: Union[Node, Sequence[Node]], outputs: Union[Node, Sequence[
         raise ValueError("function: give at least one output node")
     g = _same_graph("function", nodes)
 
-    def convert(i: int, value: Any) -> np.ndarray:
+    def convert(i: int, value: Any) -> npt.NDArray[Any]:
         return _convert_for(ins[i], value)
 
-    return _native.Function(g._g, [n._id for n in ins], [n._id for n in outs], single, convert)
+    f = _native.Function(g._g, [n._id for n in ins], [n._id for n in outs], single, convert)
+    return cast("CompiledFunction[Any]", f)

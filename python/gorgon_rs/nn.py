@@ -3,7 +3,7 @@
 This module owns the composite NN functions of API.md (conv2d with bias, pooling, dropout,
 batch norm, linear, the losses) and the layer classes (Linear, Conv2d, BatchNorm2d, LSTMCell).
 Everything here is built from the public ``gr`` ops and the native primitives ``conv2d``,
-``max_pool2d``, ``avg_pool2d`` and ``dropout_mask`` (through ``gr._apply``); it must not run
+``max_pool2d``, ``avg_pool2d`` and ``dropout_mask`` (through ``graph._apply``); it must not run
 graphs or touch values, except to check the range of constant class labels. Arguments are
 validated when a node is built and errors name the function or layer and the shapes.
 
@@ -31,11 +31,14 @@ import numbers
 import os
 import sys
 import weakref
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Iterable, Optional, Sequence, TypeGuard, Union, cast
 
 import numpy as np
+import numpy.typing as npt
 
 import gorgon_rs as gr  # attributes are read at call time only (this module loads during gr's import)
+
+from .graph import DTypeLike, Graph, Node, Operand, _apply
 
 __all__ = [
     "conv2d",
@@ -82,11 +85,11 @@ def _dtype_error(msg: str) -> Exception:
     return gr.DTypeError(f"{msg} (at {_where()})")
 
 
-def _is_node(x: Any) -> bool:
+def _is_node(x: object) -> TypeGuard[Node]:
     return hasattr(x, "_id") and hasattr(x, "graph")
 
 
-def _np_dtype(dtype: Any) -> np.dtype:
+def _np_dtype(dtype: Any) -> np.dtype[Any]:
     from .init import _np_dtype as conv
 
     return conv(dtype)
@@ -104,7 +107,7 @@ def _pair(what: str, v: IntOrPair, *, minimum: int) -> tuple[int, int]:
         p = (int(v), int(v))
     else:
         try:
-            t = tuple(v)  # type: ignore[arg-type]
+            t = tuple(cast("Iterable[Any]", v))
         except TypeError:
             raise TypeError(f"{what} must be an int or an (h, w) pair, got {v!r}") from None
         if len(t) != 2 or not all(isinstance(e, (numbers.Integral, np.integer)) and not isinstance(e, bool)
@@ -116,7 +119,7 @@ def _pair(what: str, v: IntOrPair, *, minimum: int) -> tuple[int, int]:
     return p
 
 
-def _as_node(x: Any, like: Any, what: str) -> Any:
+def _as_node(x: Operand, like: Node, what: str) -> Node:
     """``x`` if it is a node, else a constant of ``like``'s graph and (for floats) dtype."""
     if _is_node(x):
         return x
@@ -126,7 +129,7 @@ def _as_node(x: Any, like: Any, what: str) -> Any:
     return like.graph.constant(a)
 
 
-def _check_same_graph(op: str, *nodes: Any) -> None:
+def _check_same_graph(op: str, *nodes: Optional[Node]) -> None:
     gs = [n.graph._g for n in nodes if n is not None]
     for g in gs[1:]:
         if g is not gs[0] and not _same_graph(g, gs[0]):
@@ -150,8 +153,8 @@ def _conv_out(n: int, k: int, s: int, p: int, d: int) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
-def conv2d(x: Any, w: Any, bias: Any = None, stride: IntOrPair = 1, padding: IntOrPair = 0,
-           dilation: IntOrPair = 1) -> Any:
+def conv2d(x: Node, w: Operand, bias: Optional[Operand] = None, stride: IntOrPair = 1, padding: IntOrPair = 0,
+           dilation: IntOrPair = 1) -> Node:
     """2-D cross-correlation (PyTorch's ``conv2d``): ``x`` NCHW, ``w`` OIHW, ``bias`` (O,).
 
     Output ``(N, O, oH, oW)`` with ``oH = (H + 2·pad − dil·(kH−1) − 1) // stride + 1``.
@@ -184,7 +187,7 @@ def conv2d(x: Any, w: Any, bias: Any = None, stride: IntOrPair = 1, padding: Int
         raise _shape_error(f"conv2d: kernel {(kh, kw)} with dilation {dl} does not fit the padded input "
                            f"{(H + 2 * pd[0], W + 2 * pd[1])} (input {_label(x)})")
     _check_same_graph("conv2d", x, w)
-    y = gr._apply("conv2d", [x, w], stride=st, padding=pd, dilation=dl)
+    y = _apply("conv2d", [x, w], stride=st, padding=pd, dilation=dl)
     if bias is not None:
         b = _as_node(bias, x, "bias")
         if tuple(b.shape) != (O,):
@@ -193,7 +196,7 @@ def conv2d(x: Any, w: Any, bias: Any = None, stride: IntOrPair = 1, padding: Int
     return y
 
 
-def _pool(op: str, x: Any, kernel: IntOrPair, stride: Optional[IntOrPair], padding: IntOrPair) -> Any:
+def _pool(op: str, x: Node, kernel: IntOrPair, stride: Optional[IntOrPair], padding: IntOrPair) -> Node:
     k = _pair(f"{op}: kernel", kernel, minimum=1)
     s = k if stride is None else _pair(f"{op}: stride", stride, minimum=1)
     p = _pair(f"{op}: padding", padding, minimum=0)
@@ -207,10 +210,10 @@ def _pool(op: str, x: Any, kernel: IntOrPair, stride: Optional[IntOrPair], paddi
     if _conv_out(H, k[0], s[0], p[0], 1) <= 0 or _conv_out(W, k[1], s[1], p[1], 1) <= 0:
         raise _shape_error(f"{op}: kernel {k} does not fit the padded input {(H + 2 * p[0], W + 2 * p[1])} "
                            f"(input {_label(x)})")
-    return gr._apply(op, [x], kernel=k, stride=s, padding=p)
+    return _apply(op, [x], kernel=k, stride=s, padding=p)
 
 
-def max_pool2d(x: Any, kernel: IntOrPair, stride: Optional[IntOrPair] = None, padding: IntOrPair = 0) -> Any:
+def max_pool2d(x: Node, kernel: IntOrPair, stride: Optional[IntOrPair] = None, padding: IntOrPair = 0) -> Node:
     """Max pooling over ``kernel`` windows of an NCHW input (padding counts as −∞).
 
     ``stride=None`` means stride = kernel. Output size as in :func:`conv2d` (floor mode).
@@ -224,7 +227,7 @@ def max_pool2d(x: Any, kernel: IntOrPair, stride: Optional[IntOrPair] = None, pa
     return _pool("max_pool2d", x, kernel, stride, padding)
 
 
-def avg_pool2d(x: Any, kernel: IntOrPair, stride: Optional[IntOrPair] = None, padding: IntOrPair = 0) -> Any:
+def avg_pool2d(x: Node, kernel: IntOrPair, stride: Optional[IntOrPair] = None, padding: IntOrPair = 0) -> Node:
     """Average pooling; padded zeros count in the average (PyTorch's default).
 
     Example:
@@ -236,7 +239,7 @@ def avg_pool2d(x: Any, kernel: IntOrPair, stride: Optional[IntOrPair] = None, pa
     return _pool("avg_pool2d", x, kernel, stride, padding)
 
 
-def dropout(x: Any, p: float, training: bool = True) -> Any:
+def dropout(x: Node, p: float, training: bool = True) -> Node:
     """Inverted dropout: zero each element with probability ``p``, scale the rest by 1/(1−p).
 
     A fresh mask is drawn on every run (reproducible after ``gr.seed``); the gradient uses the
@@ -259,11 +262,11 @@ def dropout(x: Any, p: float, training: bool = True) -> Any:
         return x
     if p == 1.0:
         return x * 0.0
-    return x * gr._apply("dropout_mask", [x], p=p)
+    return x * _apply("dropout_mask", [x], p=p)
 
 
-def batch_norm(x: Any, gamma: Any, beta: Any, running_mean: Any, running_var: Any, training: bool = True,
-               momentum: float = 0.1, eps: float = 1e-5) -> Any:
+def batch_norm(x: Node, gamma: Optional[Node], beta: Optional[Node], running_mean: Optional[Node],
+               running_var: Optional[Node], training: bool = True, momentum: float = 0.1, eps: float = 1e-5) -> Node:
     """Batch normalization over the batch (and spatial) axes of an (N, C) or (N, C, H, W) input.
 
     Training: ``y = (x − μ_B) / √(σ²_B + eps) · γ + β`` with the batch mean and *biased*
@@ -320,6 +323,7 @@ def batch_norm(x: Any, gamma: Any, beta: Any, running_mean: Any, running_var: An
         if (running_mean is None) != (running_var is None):
             raise ValueError("batch_norm: give both running_mean and running_var, or neither")
         if running_mean is not None:
+            running_var = cast(Node, running_var)  # both or neither, checked just above
             g = x.graph._g
             new_mean = running_mean * (1.0 - momentum) + gr.reshape(mean, (C,)) * momentum
             unbiased = gr.reshape(var, (C,)) * (n / (n - 1.0))
@@ -337,7 +341,7 @@ def batch_norm(x: Any, gamma: Any, beta: Any, running_mean: Any, running_var: An
     return y
 
 
-def linear(x: Any, w: Any, b: Any = None) -> Any:
+def linear(x: Node, w: Operand, b: Optional[Operand] = None) -> Node:
     """``x @ w + b`` with ``w`` shaped ``(in, out)`` and ``b`` shaped ``(out,)``.
 
     Example:
@@ -364,7 +368,7 @@ def linear(x: Any, w: Any, b: Any = None) -> Any:
     return y
 
 
-def _reduce(op: str, per_item: Any, reduction: str) -> Any:
+def _reduce(op: str, per_item: Node, reduction: str) -> Node:
     if reduction == "mean":
         return gr.mean(per_item)
     if reduction == "sum":
@@ -374,14 +378,14 @@ def _reduce(op: str, per_item: Any, reduction: str) -> Any:
     raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
-def _node_kind(node: Any) -> Optional[str]:
+def _node_kind(node: Node) -> Optional[str]:
     try:
         return node.graph._g.node_info(node._id)[3]
     except Exception:
         return None
 
 
-def _check_label_range(values: np.ndarray, n_classes: int) -> None:
+def _check_label_range(values: npt.NDArray[Any], n_classes: int) -> None:
     if values.size == 0:
         return
     lo, hi = int(values.min()), int(values.max())
@@ -391,7 +395,7 @@ def _check_label_range(values: np.ndarray, n_classes: int) -> None:
                          f"(labels must lie in [0, {n_classes - 1}]) (at {_where()})")
 
 
-def cross_entropy(logits: Any, target: Any, reduction: str = "mean") -> Any:
+def cross_entropy(logits: Node, target: Operand, reduction: str = "mean") -> Node:
     """Softmax cross-entropy of ``logits`` (N, C) — or (C,) — against ``target``.
 
     ``target`` is either integer class indices of shape ``logits.shape[:-1]`` (a node, array or
@@ -469,7 +473,7 @@ def cross_entropy(logits: Any, target: Any, reduction: str = "mean") -> Any:
     return _reduce("cross_entropy", per_item, reduction)
 
 
-def _target_like(op: str, p: Any, target: Any) -> Any:
+def _target_like(op: str, p: Node, target: Operand) -> Node:
     pdt = _np_dtype(p.dtype)
     if _is_node(target):
         if tuple(target.shape) != tuple(p.shape):
@@ -486,7 +490,7 @@ def _target_like(op: str, p: Any, target: Any) -> Any:
     return p.graph.constant(a.astype(pdt))
 
 
-def binary_cross_entropy(p: Any, target: Any, reduction: str = "mean", eps: Optional[float] = None) -> Any:
+def binary_cross_entropy(p: Node, target: Operand, reduction: str = "mean", eps: Optional[float] = None) -> Node:
     """Binary cross-entropy of probabilities ``p`` against ``target`` (same shape, values in [0, 1]).
 
     ``mean(−[t·log p + (1−t)·log(1−p)])`` with ``p`` clamped to ``[eps, 1−eps]`` (default eps
@@ -510,7 +514,7 @@ def binary_cross_entropy(p: Any, target: Any, reduction: str = "mean", eps: Opti
     return _reduce("binary_cross_entropy", per_item, reduction)
 
 
-def mse_loss(a: Any, b: Any, reduction: str = "mean") -> Any:
+def mse_loss(a: Operand, b: Operand, reduction: str = "mean") -> Node:
     """Mean squared error ``mean((a − b)²)``; ``a`` and ``b`` must have the same shape.
 
     Example:
@@ -559,14 +563,17 @@ class Module:
     """Base of the layers: a callable that owns named parameter nodes of one graph.
 
     Example:
-        >>> layer = gr.nn.Linear(g, 4, 2)               # doctest: +SKIP
-        >>> [p.name for p in layer.parameters()]         # doctest: +SKIP
+        >>> g = gr.Graph()
+        >>> layer = gr.nn.Linear(g, 4, 2)
+        >>> [p.name for p in layer.parameters()]
         ['linear0.weight', 'linear0.bias']
+        >>> isinstance(layer, gr.nn.Module)
+        True
     """
 
     kind = "module"
 
-    def __init__(self, g: Any, name: Optional[str], dtype: Any) -> None:
+    def __init__(self, g: Graph, name: Optional[str], dtype: Optional[DTypeLike]) -> None:
         if not hasattr(g, "_g"):
             raise TypeError(f"{type(self).__name__}: the first argument must be a gr.Graph, got {type(g).__name__}")
         self.graph = g
@@ -575,23 +582,28 @@ class Module:
             raise gr.DTypeError(f"{type(self).__name__}: dtype must be float32 or float64, got {self.dtype.name}")
         self.name = name if name is not None else _next_prefix(g, self.kind)
 
-    def parameters(self) -> list[Any]:
+    def parameters(self) -> list[Node]:
         """The trainable nodes of this layer, in a fixed order.
 
         Example:
-            >>> params = fc.parameters()                    # doctest: +SKIP
+            >>> fc = gr.nn.Linear(gr.Graph(), 4, 2)
+            >>> [p.shape for p in fc.parameters()]
+            [(4, 2), (2,)]
         """
         return []
 
-    def buffers(self) -> list[Any]:
+    def buffers(self) -> list[Node]:
         """Non-trainable state nodes (e.g. running statistics); saved alongside parameters.
 
         Example:
-            >>> gr.save("m.safetensors", bn.parameters() + bn.buffers())   # doctest: +SKIP
+            >>> bn = gr.nn.BatchNorm2d(gr.Graph(), 3)
+            >>> gr.save("bn.safetensors", bn.parameters() + bn.buffers())
+            >>> [b.name for b in bn.buffers()]
+            ['batchnorm0.running_mean', 'batchnorm0.running_var']
         """
         return []
 
-    def _check_input(self, x: Any) -> None:
+    def _check_input(self, x: Node) -> None:
         if not _is_node(x):
             raise TypeError(f"{self!r}: input must be a node, got {type(x).__name__}")
         if _np_dtype(x.dtype) != self.dtype:
@@ -615,8 +627,8 @@ class Linear(Module):
 
     kind = "linear"
 
-    def __init__(self, g: Any, in_features: int, out_features: int, bias: bool = True,
-                 dtype: Any = "float32", name: Optional[str] = None) -> None:
+    def __init__(self, g: Graph, in_features: int, out_features: int, bias: bool = True,
+                 dtype: DTypeLike = "float32", name: Optional[str] = None) -> None:
         super().__init__(g, name, dtype)
         self.in_features = _check_features("Linear: in_features", in_features)
         self.out_features = _check_features("Linear: out_features", out_features)
@@ -626,10 +638,10 @@ class Linear(Module):
                                name=f"{self.name}.weight", init=init)
         self.bias = g.vector(self.dtype, self.out_features, name=f"{self.name}.bias", init=init) if bias else None
 
-    def parameters(self) -> list[Any]:
+    def parameters(self) -> list[Node]:
         return [self.weight] + ([self.bias] if self.bias is not None else [])
 
-    def __call__(self, x: Any) -> Any:
+    def __call__(self, x: Node) -> Node:
         self._check_input(x)
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise _shape_error(f"{self!r}: input's last axis must be {self.in_features}, got {_label(x)}")
@@ -655,8 +667,8 @@ class Conv2d(Module):
 
     kind = "conv"
 
-    def __init__(self, g: Any, in_ch: int, out_ch: int, kernel: IntOrPair, stride: IntOrPair = 1,
-                 padding: IntOrPair = 0, dilation: IntOrPair = 1, bias: bool = True, dtype: Any = "float32",
+    def __init__(self, g: Graph, in_ch: int, out_ch: int, kernel: IntOrPair, stride: IntOrPair = 1,
+                 padding: IntOrPair = 0, dilation: IntOrPair = 1, bias: bool = True, dtype: DTypeLike = "float32",
                  name: Optional[str] = None) -> None:
         super().__init__(g, name, dtype)
         self.in_ch = _check_features("Conv2d: in_ch", in_ch)
@@ -671,10 +683,10 @@ class Conv2d(Module):
                                init=init)
         self.bias = g.vector(self.dtype, self.out_ch, name=f"{self.name}.bias", init=init) if bias else None
 
-    def parameters(self) -> list[Any]:
+    def parameters(self) -> list[Node]:
         return [self.weight] + ([self.bias] if self.bias is not None else [])
 
-    def __call__(self, x: Any) -> Any:
+    def __call__(self, x: Node) -> Node:
         self._check_input(x)
         if x.ndim != 4 or x.shape[1] != self.in_ch:
             raise _shape_error(f"{self!r}: expected a 4-D input (N, {self.in_ch}, H, W), got {_label(x)}")
@@ -705,7 +717,7 @@ class BatchNorm2d(Module):
 
     kind = "batchnorm"
 
-    def __init__(self, g: Any, ch: int, dtype: Any = "float32", momentum: float = 0.1, eps: float = 1e-5,
+    def __init__(self, g: Graph, ch: int, dtype: DTypeLike = "float32", momentum: float = 0.1, eps: float = 1e-5,
                  name: Optional[str] = None) -> None:
         super().__init__(g, name, dtype)
         self.ch = _check_features("BatchNorm2d: ch", ch)
@@ -721,8 +733,9 @@ class BatchNorm2d(Module):
         """Set the mode used by the next calls (graphs already built keep theirs).
 
         Example:
-            >>> bn.train(False) is bn                       # doctest: +SKIP
-            True
+            >>> bn = gr.nn.BatchNorm2d(gr.Graph(), 3)
+            >>> bn.train(False) is bn, bn.training
+            (True, False)
         """
         self.training = bool(mode)
         return self
@@ -731,17 +744,22 @@ class BatchNorm2d(Module):
         """Same as ``train(False)``.
 
         Example:
-            >>> y_eval = bn.eval()(x_test)                  # doctest: +SKIP
+            >>> g = gr.Graph(); bn = gr.nn.BatchNorm2d(g, 3)
+            >>> x = g.tensor(gr.float32, (2, 3, 4, 4), name="x")
+            >>> y_train = bn(x)                                # batch statistics
+            >>> y_eval = bn.eval()(x)                          # running statistics
+            >>> bn.training
+            False
         """
         return self.train(False)
 
-    def parameters(self) -> list[Any]:
+    def parameters(self) -> list[Node]:
         return [self.weight, self.bias]
 
-    def buffers(self) -> list[Any]:
+    def buffers(self) -> list[Node]:
         return [self.running_mean, self.running_var]
 
-    def __call__(self, x: Any) -> Any:
+    def __call__(self, x: Node) -> Node:
         self._check_input(x)
         if x.ndim != 4 or x.shape[1] != self.ch:
             raise _shape_error(f"{self!r}: expected a 4-D input (N, {self.ch}, H, W), got {_label(x)}")
@@ -776,7 +794,7 @@ class LSTMCell(Module):
 
     kind = "lstmcell"
 
-    def __init__(self, g: Any, in_features: int, hidden: int, bias: bool = True, dtype: Any = "float32",
+    def __init__(self, g: Graph, in_features: int, hidden: int, bias: bool = True, dtype: DTypeLike = "float32",
                  name: Optional[str] = None) -> None:
         super().__init__(g, name, dtype)
         self.in_features = _check_features("LSTMCell: in_features", in_features)
@@ -786,19 +804,21 @@ class LSTMCell(Module):
         h4 = 4 * self.hidden
         self.weight_ih = g.matrix(self.dtype, (self.in_features, h4), name=f"{self.name}.weight_ih", init=init)
         self.weight_hh = g.matrix(self.dtype, (self.hidden, h4), name=f"{self.name}.weight_hh", init=init)
+        self.bias_ih: Optional[Node]
+        self.bias_hh: Optional[Node]
         if bias:
             self.bias_ih = g.vector(self.dtype, h4, name=f"{self.name}.bias_ih", init=init)
             self.bias_hh = g.vector(self.dtype, h4, name=f"{self.name}.bias_hh", init=init)
         else:
             self.bias_ih = self.bias_hh = None
 
-    def parameters(self) -> list[Any]:
+    def parameters(self) -> list[Node]:
         ps = [self.weight_ih, self.weight_hh]
         if self.bias_ih is not None:
-            ps += [self.bias_ih, self.bias_hh]
+            ps += [self.bias_ih, cast(Node, self.bias_hh)]  # both or neither
         return ps
 
-    def __call__(self, x: Any, state: Optional[tuple[Any, Any]] = None) -> tuple[Any, Any]:
+    def __call__(self, x: Node, state: Optional[tuple[Node, Node]] = None) -> tuple[Node, Node]:
         self._check_input(x)
         if x.ndim not in (1, 2) or x.shape[-1] != self.in_features:
             raise _shape_error(f"{self!r}: expected an input (N, {self.in_features}) or ({self.in_features},), "

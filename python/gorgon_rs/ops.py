@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import builtins
 import numbers
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Iterable, Optional, Sequence, Union
+from typing import cast as _cast
 
 import numpy as np
+import numpy.typing as npt
 
 from .errors import DTypeError, ShapeError
-from .graph import Node, _apply, _is_py_scalar, _lift, _lift_pair, _same_graph, _where, as_dtype
+from .graph import (Axis, DTypeLike, Node, Operand, ShapeLike, _apply, _is_py_scalar, _lift, _lift_pair, _same_graph,
+                    _where, as_dtype)
 
 __all__ = [
     "add", "sub", "mul", "div", "floordiv", "pow", "maximum", "minimum",
@@ -38,10 +41,7 @@ __all__ = [
     "one_hot", "softmax", "log_softmax", "grad", "let",
 ]
 
-Axis = Union[None, int, Sequence[int]]
-
-
-def _fail(cls: type, op: str, nodes: Sequence[Node], msg: str) -> Exception:
+def _fail(cls: type[Exception], op: str, nodes: Sequence[Node], msg: str) -> Exception:
     ops = ", ".join(n._describe() for n in nodes)
     return cls(f"{op}: {msg} [op {op}; operands: {ops}] (built at {_where()})")
 
@@ -69,7 +69,7 @@ def _axes(axis: Axis) -> Optional[list[int]]:
         return None
     if isinstance(axis, (numbers.Integral, np.integer)) and not isinstance(axis, bool):
         return [int(axis)]
-    return [_int(a, "axis") for a in axis]  # type: ignore[union-attr]
+    return [_int(a, "axis") for a in _cast("Sequence[Any]", axis)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -82,76 +82,164 @@ def _binary(op: str, a: Any, b: Any) -> Node:
     return _apply(op, [x, y])
 
 
-def add(a: Any, b: Any) -> Node:
-    """``a + b`` with broadcasting."""
+def add(a: Operand, b: Operand) -> Node:
+    """``a + b`` with broadcasting.
+
+    Example:
+        >>> g = gr.Graph()
+        >>> a = g.matrix(gr.float64, (2, 1), value=[[0.0], [10.0]])
+        >>> b = g.vector(gr.float64, 3, value=[1.0, 2.0, 3.0])
+        >>> gr.function([], gr.add(a, b))().tolist()          # (2, 1) + (3,) broadcasts to (2, 3)
+        [[1.0, 2.0, 3.0], [11.0, 12.0, 13.0]]
+    """
     return _binary("add", a, b)
 
 
-def sub(a: Any, b: Any) -> Node:
-    """``a - b`` with broadcasting."""
+def sub(a: Operand, b: Operand) -> Node:
+    """``a - b`` with broadcasting.
+
+    Example:
+        >>> x = gr.Graph().vector(gr.float64, 2)
+        >>> gr.function(x, gr.sub(x, 1.0))([3.0, 5.0]).tolist()
+        [2.0, 4.0]
+    """
     return _binary("sub", a, b)
 
 
-def mul(a: Any, b: Any) -> Node:
-    """``a * b`` with broadcasting."""
+def mul(a: Operand, b: Operand) -> Node:
+    """``a * b`` with broadcasting.
+
+    Example:
+        >>> x = gr.Graph().vector(gr.float64, 2)
+        >>> gr.function(x, gr.mul(x, x))([2.0, 3.0]).tolist()
+        [4.0, 9.0]
+    """
     return _binary("mul", a, b)
 
 
-def div(a: Any, b: Any) -> Node:
-    """True division; integer operands are cast to float64 first (like NumPy)."""
+def div(a: Operand, b: Operand) -> Node:
+    """True division; integer operands are cast to float64 first (like NumPy).
+
+    Example:
+        >>> i = gr.Graph().vector(gr.int64, 2)
+        >>> gr.div(i, 2).dtype
+        dtype('float64')
+        >>> gr.function(i, i / 2)([1, 3]).tolist()
+        [0.5, 1.5]
+    """
     x, y = _lift_pair("div", a, b)
     if x.dtype.kind in "iub" and y.dtype.kind in "iub":
         x, y = cast(x, np.float64), cast(y, np.float64)
     return _apply("div", [x, y])
 
 
-def floordiv(a: Any, b: Any) -> Node:
-    """``a // b`` (NumPy floor_divide)."""
+def floordiv(a: Operand, b: Operand) -> Node:
+    """``a // b`` (NumPy floor_divide).
+
+    Example:
+        >>> x = gr.Graph().vector(gr.int64, 2)
+        >>> gr.function(x, gr.floordiv(x, 2))([5, -5]).tolist()
+        [2, -3]
+    """
     return _binary("floordiv", a, b)
 
 
-def pow(a: Any, b: Any) -> Node:  # noqa: A001 - the API name
-    """``a ** b`` with broadcasting."""
+def pow(a: Operand, b: Operand) -> Node:  # noqa: A001 - the API name
+    """``a ** b`` with broadcasting.
+
+    Example:
+        >>> x = gr.Graph().vector(gr.float64, 2)
+        >>> gr.function(x, gr.pow(x, 2.0))([3.0, 4.0]).tolist()
+        [9.0, 16.0]
+    """
     return _binary("pow", a, b)
 
 
-def maximum(a: Any, b: Any) -> Node:
-    """Elementwise maximum (NaN-propagating)."""
+def maximum(a: Operand, b: Operand) -> Node:
+    """Elementwise maximum (NaN-propagating).
+
+    Example:
+        >>> x = gr.Graph().vector(gr.float64, 2)
+        >>> gr.function(x, gr.maximum(x, 0.0))([-1.0, 2.0]).tolist()
+        [0.0, 2.0]
+    """
     return _binary("maximum", a, b)
 
 
-def minimum(a: Any, b: Any) -> Node:
-    """Elementwise minimum (NaN-propagating)."""
+def minimum(a: Operand, b: Operand) -> Node:
+    """Elementwise minimum (NaN-propagating).
+
+    Example:
+        >>> x = gr.Graph().vector(gr.float64, 2)
+        >>> gr.function(x, gr.minimum(x, 0.0))([-1.0, 2.0]).tolist()
+        [-1.0, 0.0]
+    """
     return _binary("minimum", a, b)
 
 
-def lt(a: Any, b: Any) -> Node:
-    """``a < b`` as 0/1 in the operands' dtype."""
+def lt(a: Operand, b: Operand) -> Node:
+    """``a < b`` as 0/1 in the operands' dtype.
+
+    Example:
+        >>> x = gr.Graph().vector(gr.float64, 3)
+        >>> gr.function(x, gr.lt(x, 2.0))([1.0, 2.0, 3.0]).tolist()
+        [1.0, 0.0, 0.0]
+    """
     return _binary("lt", a, b)
 
 
-def le(a: Any, b: Any) -> Node:
-    """``a <= b`` as 0/1 in the operands' dtype."""
+def le(a: Operand, b: Operand) -> Node:
+    """``a <= b`` as 0/1 in the operands' dtype.
+
+    Example:
+        >>> x = gr.Graph().vector(gr.float64, 3)
+        >>> gr.function(x, gr.le(x, 2.0))([1.0, 2.0, 3.0]).tolist()
+        [1.0, 1.0, 0.0]
+    """
     return _binary("le", a, b)
 
 
-def gt(a: Any, b: Any) -> Node:
-    """``a > b`` as 0/1 in the operands' dtype."""
+def gt(a: Operand, b: Operand) -> Node:
+    """``a > b`` as 0/1 in the operands' dtype.
+
+    Example:
+        >>> x = gr.Graph().vector(gr.float64, 3)
+        >>> gr.function(x, gr.gt(x, 2.0))([1.0, 2.0, 3.0]).tolist()
+        [0.0, 0.0, 1.0]
+    """
     return _binary("gt", a, b)
 
 
-def ge(a: Any, b: Any) -> Node:
-    """``a >= b`` as 0/1 in the operands' dtype."""
+def ge(a: Operand, b: Operand) -> Node:
+    """``a >= b`` as 0/1 in the operands' dtype.
+
+    Example:
+        >>> x = gr.Graph().vector(gr.float64, 3)
+        >>> gr.function(x, gr.ge(x, 2.0))([1.0, 2.0, 3.0]).tolist()
+        [0.0, 1.0, 1.0]
+    """
     return _binary("ge", a, b)
 
 
-def eq(a: Any, b: Any) -> Node:
-    """``a == b`` as 0/1 in the operands' dtype."""
+def eq(a: Operand, b: Operand) -> Node:
+    """``a == b`` as 0/1 in the operands' dtype.
+
+    Example:
+        >>> x = gr.Graph().vector(gr.float64, 3)
+        >>> gr.function(x, gr.eq(x, 2.0))([1.0, 2.0, 3.0]).tolist()
+        [0.0, 1.0, 0.0]
+    """
     return _binary("eq", a, b)
 
 
-def ne(a: Any, b: Any) -> Node:
-    """``a != b`` as 0/1 in the operands' dtype."""
+def ne(a: Operand, b: Operand) -> Node:
+    """``a != b`` as 0/1 in the operands' dtype.
+
+    Example:
+        >>> x = gr.Graph().vector(gr.float64, 3)
+        >>> gr.function(x, gr.ne(x, 2.0))([1.0, 2.0, 3.0]).tolist()
+        [1.0, 0.0, 1.0]
+    """
     return _binary("ne", a, b)
 
 
@@ -165,118 +253,256 @@ def _unary(op: str, x: Any, **attrs: Any) -> Node:
     return _apply(op, [x], **attrs)
 
 
-def neg(x: Any) -> Node:
-    """``-x``."""
+def neg(x: Node) -> Node:
+    """``-x``.
+
+    Example:
+        >>> x = gr.Graph().vector(gr.float64, 2)
+        >>> gr.function(x, gr.neg(x))([1.0, -2.0]).tolist()
+        [-1.0, 2.0]
+    """
     return _unary("neg", x)
 
 
-def abs(x: Any) -> Node:  # noqa: A001 - the API name
-    """``|x|``."""
+def abs(x: Node) -> Node:  # noqa: A001 - the API name
+    """``|x|``.
+
+    Example:
+        >>> x = gr.Graph().vector(gr.float64, 2)
+        >>> gr.function(x, gr.abs(x))([-1.5, 2.0]).tolist()
+        [1.5, 2.0]
+    """
     return _unary("abs", x)
 
 
-def sign(x: Any) -> Node:
-    """sign(x) in {-1, 0, 1}."""
+def sign(x: Node) -> Node:
+    """sign(x) in {-1, 0, 1}.
+
+    Example:
+        >>> x = gr.Graph().vector(gr.float64, 3)
+        >>> gr.function(x, gr.sign(x))([-3.0, 0.0, 2.0]).tolist()
+        [-1.0, 0.0, 1.0]
+    """
     return _unary("sign", x)
 
 
-def exp(x: Any) -> Node:
-    """e**x."""
+def exp(x: Node) -> Node:
+    """e**x.
+
+    Example:
+        >>> x = gr.Graph().vector(gr.float64, 2)
+        >>> gr.function(x, gr.exp(x))([0.0, 1.0]).tolist()
+        [1.0, 2.718281828459045]
+    """
     return _unary("exp", x)
 
 
-def log(x: Any) -> Node:
-    """Natural logarithm."""
+def log(x: Node) -> Node:
+    """Natural logarithm.
+
+    Example:
+        >>> x = gr.Graph().vector(gr.float64, 2)
+        >>> gr.function(x, gr.log(x))([1.0, np.e]).tolist()
+        [0.0, 1.0]
+    """
     return _unary("log", x)
 
 
-def log1p(x: Any) -> Node:
-    """log(1 + x), accurate for small x."""
+def log1p(x: Node) -> Node:
+    """log(1 + x), accurate for small x.
+
+    Example:
+        >>> x = gr.Graph().vector(gr.float64, 2)
+        >>> gr.function(x, gr.log1p(x))([0.0, 1e-20]).tolist()
+        [0.0, 1e-20]
+    """
     return _unary("log1p", x)
 
 
-def expm1(x: Any) -> Node:
-    """e**x - 1, accurate for small x."""
+def expm1(x: Node) -> Node:
+    """e**x - 1, accurate for small x.
+
+    Example:
+        >>> x = gr.Graph().vector(gr.float64, 2)
+        >>> gr.function(x, gr.expm1(x))([0.0, 1e-20]).tolist()
+        [0.0, 1e-20]
+    """
     return _unary("expm1", x)
 
 
-def log2(x: Any) -> Node:
-    """Base-2 logarithm."""
+def log2(x: Node) -> Node:
+    """Base-2 logarithm.
+
+    Example:
+        >>> x = gr.Graph().vector(gr.float64, 2)
+        >>> gr.function(x, gr.log2(x))([1.0, 8.0]).tolist()
+        [0.0, 3.0]
+    """
     return _unary("log2", x)
 
 
-def sqrt(x: Any) -> Node:
-    """Square root."""
+def sqrt(x: Node) -> Node:
+    """Square root.
+
+    Example:
+        >>> x = gr.Graph().vector(gr.float64, 2)
+        >>> gr.function(x, gr.sqrt(x))([4.0, 9.0]).tolist()
+        [2.0, 3.0]
+    """
     return _unary("sqrt", x)
 
 
-def square(x: Any) -> Node:
-    """x**2."""
+def square(x: Node) -> Node:
+    """x**2.
+
+    Example:
+        >>> x = gr.Graph().vector(gr.float64, 2)
+        >>> gr.function(x, gr.square(x))([-3.0, 2.0]).tolist()
+        [9.0, 4.0]
+    """
     return _unary("square", x)
 
 
-def cube(x: Any) -> Node:
-    """x**3."""
+def cube(x: Node) -> Node:
+    """x**3.
+
+    Example:
+        >>> x = gr.Graph().vector(gr.float64, 2)
+        >>> gr.function(x, gr.cube(x))([-2.0, 3.0]).tolist()
+        [-8.0, 27.0]
+    """
     return _unary("cube", x)
 
 
-def inverse(x: Any) -> Node:
-    """1/x."""
+def inverse(x: Node) -> Node:
+    """1/x.
+
+    Example:
+        >>> x = gr.Graph().vector(gr.float64, 2)
+        >>> gr.function(x, gr.inverse(x))([2.0, 4.0]).tolist()
+        [0.5, 0.25]
+    """
     return _unary("inverse", x)
 
 
-def inverse_sqrt(x: Any) -> Node:
-    """1/sqrt(x)."""
+def inverse_sqrt(x: Node) -> Node:
+    """1/sqrt(x).
+
+    Example:
+        >>> x = gr.Graph().vector(gr.float64, 2)
+        >>> gr.function(x, gr.inverse_sqrt(x))([4.0, 16.0]).tolist()
+        [0.5, 0.25]
+    """
     return _unary("inverse_sqrt", x)
 
 
-def sin(x: Any) -> Node:
-    """Sine."""
+def sin(x: Node) -> Node:
+    """Sine.
+
+    Example:
+        >>> x = gr.Graph().vector(gr.float64, 2)
+        >>> gr.function(x, gr.sin(x))([0.0, np.pi / 2]).tolist()
+        [0.0, 1.0]
+    """
     return _unary("sin", x)
 
 
-def cos(x: Any) -> Node:
-    """Cosine."""
+def cos(x: Node) -> Node:
+    """Cosine.
+
+    Example:
+        >>> x = gr.Graph().vector(gr.float64, 2)
+        >>> gr.function(x, gr.cos(x))([0.0, np.pi]).tolist()
+        [1.0, -1.0]
+    """
     return _unary("cos", x)
 
 
-def tanh(x: Any) -> Node:
-    """Hyperbolic tangent."""
+def tanh(x: Node) -> Node:
+    """Hyperbolic tangent.
+
+    Example:
+        >>> x = gr.Graph().vector(gr.float64, 2)
+        >>> gr.function(x, gr.tanh(x))([0.0, 100.0]).tolist()
+        [0.0, 1.0]
+    """
     return _unary("tanh", x)
 
 
-def sigmoid(x: Any) -> Node:
-    """1/(1 + e**-x), stable for both signs."""
+def sigmoid(x: Node) -> Node:
+    """1/(1 + e**-x), stable for both signs.
+
+    Example:
+        >>> x = gr.Graph().vector(gr.float64, 3)
+        >>> gr.function(x, gr.sigmoid(x))([0.0, -1000.0, 1000.0]).tolist()
+        [0.5, 0.0, 1.0]
+    """
     return _unary("sigmoid", x)
 
 
-def softplus(x: Any) -> Node:
-    """log(1 + e**x), stable."""
+def softplus(x: Node) -> Node:
+    """log(1 + e**x), stable.
+
+    Example:
+        >>> x = gr.Graph().vector(gr.float64, 2)
+        >>> np.round(gr.function(x, gr.softplus(x))([0.0, 1000.0]), 4).tolist()
+        [0.6931, 1000.0]
+    """
     return _unary("softplus", x)
 
 
-def relu(x: Any) -> Node:
-    """max(x, 0)."""
+def relu(x: Node) -> Node:
+    """max(x, 0).
+
+    Example:
+        >>> x = gr.Graph().vector(gr.float64, 2)
+        >>> gr.function(x, gr.relu(x))([-1.0, 2.0]).tolist()
+        [0.0, 2.0]
+    """
     return _unary("relu", x)
 
 
-def mish(x: Any) -> Node:
-    """x * tanh(softplus(x))."""
+def mish(x: Node) -> Node:
+    """x * tanh(softplus(x)).
+
+    Example:
+        >>> x = gr.Graph().vector(gr.float64, 2)
+        >>> np.round(gr.function(x, gr.mish(x))([0.0, 1.0]), 4).tolist()
+        [0.0, 0.8651]
+    """
     return _unary("mish", x)
 
 
-def floor(x: Any) -> Node:
-    """Round down."""
+def floor(x: Node) -> Node:
+    """Round down.
+
+    Example:
+        >>> x = gr.Graph().vector(gr.float64, 2)
+        >>> gr.function(x, gr.floor(x))([-1.5, 1.5]).tolist()
+        [-2.0, 1.0]
+    """
     return _unary("floor", x)
 
 
-def ceil(x: Any) -> Node:
-    """Round up."""
+def ceil(x: Node) -> Node:
+    """Round up.
+
+    Example:
+        >>> x = gr.Graph().vector(gr.float64, 2)
+        >>> gr.function(x, gr.ceil(x))([-1.5, 1.5]).tolist()
+        [-1.0, 2.0]
+    """
     return _unary("ceil", x)
 
 
-def leaky_relu(x: Any, alpha: float = 0.01) -> Node:
-    """x if x > 0 else alpha * x."""
+def leaky_relu(x: Node, alpha: float = 0.01) -> Node:
+    """x if x > 0 else alpha * x.
+
+    Example:
+        >>> x = gr.Graph().vector(gr.float64, 2)
+        >>> gr.function(x, gr.leaky_relu(x, alpha=0.1))([-10.0, 10.0]).tolist()
+        [-1.0, 10.0]
+    """
     try:
         a = float(alpha)
     except OverflowError:
@@ -284,8 +510,14 @@ def leaky_relu(x: Any, alpha: float = 0.01) -> Node:
     return _unary("leaky_relu", x, alpha=a)
 
 
-def clip(x: Any, lo: Any = None, hi: Any = None) -> Node:
-    """Clamp to ``[lo, hi]`` (None: unbounded on that side); bounds may be nodes too."""
+def clip(x: Node, lo: Union[Node, float, None] = None, hi: Union[Node, float, None] = None) -> Node:
+    """Clamp to ``[lo, hi]`` (None: unbounded on that side); bounds may be nodes too.
+
+    Example:
+        >>> x = gr.Graph().vector(gr.float64, 3)
+        >>> gr.function(x, gr.clip(x, 0.0, 1.0))([-2.0, 0.5, 2.0]).tolist()
+        [0.0, 0.5, 1.0]
+    """
     x = _node(x, "clip")
     if isinstance(lo, Node) or isinstance(hi, Node) or x.dtype.kind != "f":
         y = x if lo is None else maximum(x, lo)
@@ -293,8 +525,16 @@ def clip(x: Any, lo: Any = None, hi: Any = None) -> Node:
     return _apply("clip", [x], lo=-np.inf if lo is None else float(lo), hi=np.inf if hi is None else float(hi))
 
 
-def where(cond: Any, a: Any, b: Any) -> Node:
-    """``a`` where ``cond`` is nonzero, else ``b`` (three-way broadcasting; cond of any dtype)."""
+def where(cond: Operand, a: Operand, b: Operand) -> Node:
+    """``a`` where ``cond`` is nonzero, else ``b`` (three-way broadcasting; cond of any dtype).
+
+    Example:
+        >>> g = gr.Graph()
+        >>> c = g.vector(gr.int64, 3, value=[1, 0, 2])
+        >>> x = g.vector(gr.float64, 3, value=[1.0, 2.0, 3.0])
+        >>> gr.function([], gr.where(c, x, -x))().tolist()
+        [1.0, -2.0, 3.0]
+    """
     nodes = [v for v in (cond, a, b) if isinstance(v, Node)]
     if not nodes:
         raise TypeError("where: at least one operand must be a gorgon_rs Node")
@@ -312,8 +552,15 @@ def where(cond: Any, a: Any, b: Any) -> Node:
     return _apply("where", [c, x, y])
 
 
-def cast(x: Any, dtype: Any) -> Node:
-    """Convert to ``dtype`` (float → int truncates toward zero, like NumPy's astype)."""
+def cast(x: Node, dtype: DTypeLike) -> Node:
+    """Convert to ``dtype`` (float → int truncates toward zero, like NumPy's astype).
+
+    Example:
+        >>> x = gr.Graph().vector(gr.float64, 2)
+        >>> y = gr.cast(x, gr.int64)
+        >>> gr.function(x, y)([1.7, -1.7]).tolist()
+        [1, -1]
+    """
     x = _node(x, "cast")
     d = as_dtype(dtype)
     if d == x.dtype:
@@ -340,37 +587,73 @@ def _reduce(op: str, x: Any, axis: Axis, keepdims: bool) -> Node:
     return _apply(op, [x], axes=axes, keepdims=bool(keepdims))
 
 
-def sum(x: Any, axis: Axis = None, keepdims: bool = False) -> Node:  # noqa: A001
-    """Sum over ``axis`` (None: all; int, tuple, negative allowed)."""
+def sum(x: Node, axis: Axis = None, keepdims: bool = False) -> Node:  # noqa: A001
+    """Sum over ``axis`` (None: all; int, tuple, negative allowed).
+
+    Example:
+        >>> x = gr.Graph().matrix(gr.float64, (2, 3), value=np.arange(6.0).reshape(2, 3))
+        >>> [v.tolist() for v in gr.function([], [gr.sum(x), gr.sum(x, axis=0)])()]
+        [15.0, [3.0, 5.0, 7.0]]
+    """
     return _reduce("sum", x, axis, keepdims)
 
 
-def mean(x: Any, axis: Axis = None, keepdims: bool = False) -> Node:
-    """Mean over ``axis`` (integers give float64)."""
+def mean(x: Node, axis: Axis = None, keepdims: bool = False) -> Node:
+    """Mean over ``axis`` (integers give float64).
+
+    Example:
+        >>> x = gr.Graph().matrix(gr.float64, (2, 3), value=np.arange(6.0).reshape(2, 3))
+        >>> gr.function([], gr.mean(x, axis=1))().tolist()
+        [1.0, 4.0]
+    """
     return _reduce("mean", x, axis, keepdims)
 
 
-def max(x: Any, axis: Axis = None, keepdims: bool = False) -> Node:  # noqa: A001
-    """Maximum over ``axis``; a zero-length axis is a ShapeError."""
+def max(x: Node, axis: Axis = None, keepdims: bool = False) -> Node:  # noqa: A001
+    """Maximum over ``axis``; a zero-length axis is a ShapeError.
+
+    Example:
+        >>> x = gr.Graph().matrix(gr.float64, (2, 3), value=np.arange(6.0).reshape(2, 3))
+        >>> gr.function([], gr.max(x, axis=0))().tolist()
+        [3.0, 4.0, 5.0]
+    """
     return _reduce("max", x, axis, keepdims)
 
 
-def min(x: Any, axis: Axis = None, keepdims: bool = False) -> Node:  # noqa: A001
-    """Minimum over ``axis``; a zero-length axis is a ShapeError."""
+def min(x: Node, axis: Axis = None, keepdims: bool = False) -> Node:  # noqa: A001
+    """Minimum over ``axis``; a zero-length axis is a ShapeError.
+
+    Example:
+        >>> x = gr.Graph().matrix(gr.float64, (2, 3), value=np.arange(6.0).reshape(2, 3))
+        >>> gr.function([], gr.min(x, axis=-1, keepdims=True))().tolist()
+        [[0.0], [3.0]]
+    """
     return _reduce("min", x, axis, keepdims)
 
 
-def prod(x: Any, axis: Axis = None, keepdims: bool = False) -> Node:
-    """Product over ``axis``."""
+def prod(x: Node, axis: Axis = None, keepdims: bool = False) -> Node:
+    """Product over ``axis``.
+
+    Example:
+        >>> x = gr.Graph().vector(gr.float64, 4)
+        >>> gr.function(x, gr.prod(x))([1.0, 2.0, 3.0, 4.0]).tolist()
+        24.0
+    """
     return _reduce("prod", x, axis, keepdims)
 
 
-def logsumexp(x: Any, axis: Axis = None, keepdims: bool = False) -> Node:
-    """log(sum(exp(x))) over ``axis``, computed stably."""
+def logsumexp(x: Node, axis: Axis = None, keepdims: bool = False) -> Node:
+    """log(sum(exp(x))) over ``axis``, computed stably.
+
+    Example:
+        >>> x = gr.Graph().vector(gr.float64, 2)
+        >>> round(float(gr.function(x, gr.logsumexp(x))([1000.0, 1000.0])), 4)
+        1000.6931
+    """
     return _reduce("logsumexp", x, axis, keepdims)
 
 
-def norm(x: Any, p: Any = 2, axis: Axis = None, keepdims: bool = False) -> Node:
+def norm(x: Node, p: float = 2, axis: Axis = None, keepdims: bool = False) -> Node:
     """The vector p-norm over ``axis`` (None: all elements): p = 2, 1, inf, -inf or any p > 0.
 
     Example:
@@ -402,13 +685,25 @@ def _arg(op: str, x: Any, axis: Optional[int], keepdims: bool) -> Node:
     return _apply(op, [x], axis=axis, keepdims=bool(keepdims))
 
 
-def argmax(x: Any, axis: Optional[int] = None, keepdims: bool = False) -> Node:
-    """Index of the maximum along ``axis`` (None: flattened), int64, not differentiable."""
+def argmax(x: Node, axis: Optional[int] = None, keepdims: bool = False) -> Node:
+    """Index of the maximum along ``axis`` (None: flattened), int64, not differentiable.
+
+    Example:
+        >>> x = gr.Graph().vector(gr.float64, 3)
+        >>> gr.function(x, gr.argmax(x))([1.0, 5.0, 3.0]).tolist()
+        1
+    """
     return _arg("argmax", x, axis, keepdims)
 
 
-def argmin(x: Any, axis: Optional[int] = None, keepdims: bool = False) -> Node:
-    """Index of the minimum along ``axis`` (None: flattened), int64, not differentiable."""
+def argmin(x: Node, axis: Optional[int] = None, keepdims: bool = False) -> Node:
+    """Index of the minimum along ``axis`` (None: flattened), int64, not differentiable.
+
+    Example:
+        >>> x = gr.Graph().vector(gr.float64, 3)
+        >>> gr.function(x, gr.argmin(x))([1.0, 5.0, 3.0]).tolist()
+        0
+    """
     return _arg("argmin", x, axis, keepdims)
 
 
@@ -417,7 +712,7 @@ def argmin(x: Any, axis: Optional[int] = None, keepdims: bool = False) -> Node:
 # ---------------------------------------------------------------------------------------------
 
 
-def matmul(a: Any, b: Any) -> Node:
+def matmul(a: Operand, b: Operand) -> Node:
     """``np.matmul``: 1-D operands are promoted (and the added axis removed); batch dims
     broadcast; a 0-d operand is a ShapeError.
 
@@ -447,17 +742,27 @@ def matmul(a: Any, b: Any) -> Node:
     return r
 
 
-def tensordot(a: Any, b: Any, axes: Any = 2) -> Node:
+def tensordot(a: Operand, b: Operand, axes: Union[int, Sequence[Union[int, Sequence[int]]]] = 2) -> Node:
     """``np.tensordot``: sum products over ``axes`` (an int N: the last N of ``a`` with the
-    first N of ``b``; or a pair of axis sequences)."""
+    first N of ``b``; or a pair of axis sequences).
+
+    Example:
+        >>> g = gr.Graph()
+        >>> gr.tensordot(g.tensor(gr.float32, (2, 3, 4)), g.tensor(gr.float32, (3, 4, 5)), axes=2).shape
+        (2, 5)
+        >>> gr.tensordot(g.tensor(gr.float32, (2, 3)), g.tensor(gr.float32, (3, 2)), axes=([1], [0])).shape
+        (2, 2)
+    """
     x, y = _lift_pair("tensordot", a, b)
-    if isinstance(axes, (numbers.Integral, np.integer)):
+    ax_a: list[int]
+    ax_b: list[int]
+    if isinstance(axes, (int, numbers.Integral, np.integer)):
         n = int(axes)
         ax_a, ax_b = list(range(x.ndim - n, x.ndim)), list(range(n))
     else:
-        ax_a, ax_b = axes
-        ax_a = [int(ax_a)] if isinstance(ax_a, (numbers.Integral, np.integer)) else list(ax_a)
-        ax_b = [int(ax_b)] if isinstance(ax_b, (numbers.Integral, np.integer)) else list(ax_b)
+        spec_a, spec_b = axes
+        ax_a = [int(spec_a)] if isinstance(spec_a, (int, numbers.Integral, np.integer)) else list(spec_a)
+        ax_b = [int(spec_b)] if isinstance(spec_b, (int, numbers.Integral, np.integer)) else list(spec_b)
     if len(ax_a) != len(ax_b):
         raise _fail(ShapeError, "tensordot", [x, y], "the two axis lists differ in length")
     ax_a = [_norm_axis(int(v), x.ndim, "tensordot", x) for v in ax_a]
@@ -476,9 +781,15 @@ def tensordot(a: Any, b: Any, axes: Any = 2) -> Node:
     return reshape(r, tuple(x.shape[i] for i in free_a) + tuple(y.shape[j] for j in free_b))
 
 
-def dot(a: Any, b: Any) -> Node:
+def dot(a: Operand, b: Operand) -> Node:
     """``np.dot``: inner product of vectors, matrix product, sum over the last axis of ``a``
-    and the second-to-last of ``b``; a 0-d operand multiplies."""
+    and the second-to-last of ``b``; a 0-d operand multiplies.
+
+    Example:
+        >>> g = gr.Graph(); a = g.vector(gr.float64, 3, value=[1.0, 2.0, 3.0])
+        >>> float(gr.function([], gr.dot(a, a))())
+        14.0
+    """
     x, y = _lift_pair("dot", a, b)
     if x.ndim == 0 or y.ndim == 0:
         return mul(x, y)
@@ -487,8 +798,14 @@ def dot(a: Any, b: Any) -> Node:
     return tensordot(x, y, ([x.ndim - 1], [0 if y.ndim == 1 else y.ndim - 2]))
 
 
-def outer(a: Any, b: Any) -> Node:
-    """``np.outer``: ``a.ravel()[:, None] * b.ravel()[None, :]``."""
+def outer(a: Operand, b: Operand) -> Node:
+    """``np.outer``: ``a.ravel()[:, None] * b.ravel()[None, :]``.
+
+    Example:
+        >>> g = gr.Graph()
+        >>> gr.outer(g.vector(gr.float32, 3), g.vector(gr.float32, 2)).shape
+        (3, 2)
+    """
     x, y = _lift_pair("outer", a, b)
     return mul(reshape(x, (-1, 1)), reshape(y, (1, -1)))
 
@@ -498,10 +815,16 @@ def outer(a: Any, b: Any) -> Node:
 # ---------------------------------------------------------------------------------------------
 
 
-def reshape(x: Any, shape: Any) -> Node:
-    """Same elements in a new shape (one dimension may be -1)."""
+def reshape(x: Node, shape: ShapeLike) -> Node:
+    """Same elements in a new shape (one dimension may be -1).
+
+    Example:
+        >>> x = gr.Graph().vector(gr.float32, 6)
+        >>> gr.reshape(x, (2, -1)).shape
+        (2, 3)
+    """
     x = _node(x, "reshape")
-    if isinstance(shape, (numbers.Integral, np.integer)):
+    if isinstance(shape, (int, numbers.Integral, np.integer)):
         shape = (shape,)
     s = tuple(_int(d, "shape") for d in shape)
     if s == x.shape:
@@ -509,8 +832,14 @@ def reshape(x: Any, shape: Any) -> Node:
     return _apply("reshape", [x], shape=list(s))
 
 
-def transpose(x: Any, axes: Optional[Sequence[int]] = None) -> Node:
-    """Permute axes (``None``: reverse them)."""
+def transpose(x: Node, axes: Optional[Sequence[int]] = None) -> Node:
+    """Permute axes (``None``: reverse them).
+
+    Example:
+        >>> x = gr.Graph().tensor(gr.float32, (2, 3, 4))
+        >>> gr.transpose(x).shape, gr.transpose(x, (1, 0, 2)).shape
+        ((4, 3, 2), (3, 2, 4))
+    """
     x = _node(x, "transpose")
     if axes is None:
         perm = list(range(x.ndim))[::-1]
@@ -533,8 +862,14 @@ def _nodes_like(op: str, xs: Sequence[Any]) -> list[Node]:
     return [_lift(v, anchors[0]) for v in xs]
 
 
-def concat(nodes: Sequence[Any], axis: int = 0) -> Node:
-    """Join along an existing axis."""
+def concat(nodes: Sequence[Operand], axis: int = 0) -> Node:
+    """Join along an existing axis.
+
+    Example:
+        >>> g = gr.Graph()
+        >>> gr.concat([g.matrix(gr.float32, (2, 3)), g.matrix(gr.float32, (1, 3))], axis=0).shape
+        (3, 3)
+    """
     ns = _nodes_like("concat", nodes)
     if ns[0].ndim == 0:
         raise _fail(ShapeError, "concat", ns, "zero-dimensional arrays cannot be concatenated")
@@ -544,8 +879,14 @@ def concat(nodes: Sequence[Any], axis: int = 0) -> Node:
     return _apply("concat", ns, axis=ax)
 
 
-def stack(nodes: Sequence[Any], axis: int = 0) -> Node:
-    """Join along a new axis."""
+def stack(nodes: Sequence[Operand], axis: int = 0) -> Node:
+    """Join along a new axis.
+
+    Example:
+        >>> g = gr.Graph(); a = g.vector(gr.float32, 3)
+        >>> gr.stack([a, a, a], axis=1).shape
+        (3, 3)
+    """
     ns = _nodes_like("stack", nodes)
     shapes = {n.shape for n in ns}
     if len(shapes) != 1:
@@ -554,8 +895,14 @@ def stack(nodes: Sequence[Any], axis: int = 0) -> Node:
     return concat([expand_dims(n, ax) for n in ns], ax)
 
 
-def squeeze(x: Any, axis: Axis = None) -> Node:
-    """Remove size-1 axes (all of them, or those in ``axis``, which must have size 1)."""
+def squeeze(x: Node, axis: Axis = None) -> Node:
+    """Remove size-1 axes (all of them, or those in ``axis``, which must have size 1).
+
+    Example:
+        >>> x = gr.Graph().tensor(gr.float32, (1, 3, 1))
+        >>> gr.squeeze(x).shape, gr.squeeze(x, axis=0).shape
+        ((3,), (3, 1))
+    """
     x = _node(x, "squeeze")
     if axis is None:
         drop = {i for i, d in enumerate(x.shape) if d == 1}
@@ -570,8 +917,14 @@ def squeeze(x: Any, axis: Axis = None) -> Node:
     return reshape(x, tuple(d for i, d in enumerate(x.shape) if i not in drop))
 
 
-def expand_dims(x: Any, axis: Axis) -> Node:
-    """Insert size-1 axes at the positions ``axis`` of the result."""
+def expand_dims(x: Node, axis: Axis) -> Node:
+    """Insert size-1 axes at the positions ``axis`` of the result.
+
+    Example:
+        >>> x = gr.Graph().vector(gr.float32, 3)
+        >>> gr.expand_dims(x, 0).shape, gr.expand_dims(x, (0, -1)).shape
+        ((1, 3), (1, 3, 1))
+    """
     x = _node(x, "expand_dims")
     axes = _axes(axis) or []
     nd = x.ndim + len(axes)
@@ -584,10 +937,16 @@ def expand_dims(x: Any, axis: Axis) -> Node:
     return reshape(x, tuple(dims))
 
 
-def broadcast_to(x: Any, shape: Sequence[int]) -> Node:
-    """Broadcast to ``shape`` (NumPy rules)."""
+def broadcast_to(x: Node, shape: ShapeLike) -> Node:
+    """Broadcast to ``shape`` (NumPy rules).
+
+    Example:
+        >>> x = gr.Graph().vector(gr.float32, 3)
+        >>> gr.broadcast_to(x, (2, 3)).shape
+        (2, 3)
+    """
     x = _node(x, "broadcast_to")
-    s = (int(shape),) if isinstance(shape, (numbers.Integral, np.integer)) else tuple(_int(d, "shape") for d in shape)
+    s = (int(shape),) if isinstance(shape, (int, numbers.Integral, np.integer)) else tuple(_int(d, "shape") for d in shape)
     if any(d < 0 for d in s):
         raise _fail(ShapeError, "broadcast_to", [x], f"all elements of broadcast shape {s} must be non-negative")
     if s == x.shape:
@@ -595,7 +954,7 @@ def broadcast_to(x: Any, shape: Sequence[int]) -> Node:
     return _apply("broadcast_to", [x], shape=list(s))
 
 
-def take(x: Any, indices: Any, axis: int = 0) -> Node:
+def take(x: Node, indices: Union[Node, npt.ArrayLike], axis: int = 0) -> Node:
     """Gather along ``axis`` (the embedding lookup). Negative indices count from the end
     (normalized here for constant indices; the kernel handles them for index nodes).
 
@@ -625,21 +984,39 @@ def take(x: Any, indices: Any, axis: int = 0) -> Node:
     return _apply("take", [x, c], axis=ax)
 
 
-def one_hot(indices: Any, n: int, dtype: Any = np.float32) -> Node:
-    """``out[..., k] = (indices == k)`` with ``n`` classes, in ``dtype``."""
+def one_hot(indices: Node, n: int, dtype: DTypeLike = np.float32) -> Node:
+    """``out[..., k] = (indices == k)`` with ``n`` classes, in ``dtype``.
+
+    Example:
+        >>> i = gr.Graph().vector(gr.int64, 2)
+        >>> gr.function(i, gr.one_hot(i, 3))([0, 2]).tolist()
+        [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
+    """
     if not isinstance(indices, Node):
         raise TypeError("one_hot: indices must be a Node (use g.constant(...) for fixed indices)")
     return _apply("one_hot", [indices], n=_int(n, "n"), dtype=as_dtype(dtype).name)
 
 
-def softmax(x: Any, axis: int = -1) -> Node:
-    """Softmax along ``axis`` (stable)."""
+def softmax(x: Node, axis: int = -1) -> Node:
+    """Softmax along ``axis`` (stable).
+
+    Example:
+        >>> x = gr.Graph().matrix(gr.float64, (1, 2))
+        >>> gr.function(x, gr.softmax(x, axis=-1))([[0.0, 0.0]]).tolist()
+        [[0.5, 0.5]]
+    """
     x = _node(x, "softmax")
     return _apply("softmax", [x], axis=_norm_axis(_int(axis, "axis"), x.ndim, "softmax", x))
 
 
-def log_softmax(x: Any, axis: int = -1) -> Node:
-    """log(softmax(x)) along ``axis`` (stable)."""
+def log_softmax(x: Node, axis: int = -1) -> Node:
+    """log(softmax(x)) along ``axis`` (stable).
+
+    Example:
+        >>> x = gr.Graph().vector(gr.float64, 2)
+        >>> np.round(gr.function(x, gr.log_softmax(x))([0.0, 0.0]), 4).tolist()
+        [-0.6931, -0.6931]
+    """
     x = _node(x, "log_softmax")
     return _apply("log_softmax", [x], axis=_norm_axis(_int(axis, "axis"), x.ndim, "log_softmax", x))
 
@@ -704,7 +1081,7 @@ def _getitem(x: Node, key: Any) -> Node:
 # ---------------------------------------------------------------------------------------------
 
 
-def grad(cost: Node, wrt: Any, allow_unused: bool = False) -> list[Node]:
+def grad(cost: Node, wrt: Union[Node, Iterable[Node]], allow_unused: bool = False) -> list[Node]:
     """Symbolic gradients of the scalar float ``cost`` w.r.t. each node of ``wrt`` (a node or
     a list), as new nodes of the same graph (gradients of gradients work).
 
@@ -721,6 +1098,12 @@ def grad(cost: Node, wrt: Any, allow_unused: bool = False) -> list[Node]:
     return [g._node(i) for i in ids]
 
 
-def let(node: Node, value: Any) -> None:
-    """``node.let(value)``."""
+def let(node: Node, value: npt.ArrayLike) -> None:
+    """``node.let(value)``.
+
+    Example:
+        >>> x = gr.Graph().scalar(gr.float64)
+        >>> gr.let(x, 2.0); float(x.value)
+        2.0
+    """
     _node(node, "let").let(value)

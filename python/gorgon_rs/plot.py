@@ -8,18 +8,20 @@ graphs or the native extension.
 Example:
     >>> import gorgon_rs as gr
     >>> gr.plot_history({"loss": [2.3, 0.9, 0.4], "accuracy": [0.3, 0.8, 0.9]}, "curves.png")
+    'curves.png'
 """
 
 from __future__ import annotations
 
 import math
 import os
+import types
 from typing import Mapping, Sequence, Union
 
 __all__ = ["plot_history"]
 
 
-def _pyplot():
+def _pyplot() -> types.ModuleType:
     try:
         import matplotlib
     except ImportError as e:  # pragma: no cover - depends on the environment
@@ -42,8 +44,8 @@ def plot_history(history: Mapping[str, Sequence[float]], path: Union[str, "os.Pa
     (``.png``, ``.svg``, ``.pdf``). Returns ``path`` as a string.
 
     Example:
-        >>> gr.plot_history({"loss": [1.0, 0.5], "test_accuracy": [0.8, 0.9]}, "out/h.png")  # doctest: +SKIP
-        'out/h.png'
+        >>> gr.plot_history({"loss": [1.0, 0.5], "test_accuracy": [0.8, 0.9]}, "history.png")
+        'history.png'
     """
     if not isinstance(history, Mapping) or not history:
         raise ValueError("plot_history: history must be a non-empty dict {metric name: list of values}")

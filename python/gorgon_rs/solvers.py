@@ -31,13 +31,23 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Iterable, Mapping, Optional
+import types
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, TypeGuard, Union
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _native
 
+if TYPE_CHECKING:
+    from .graph import Node
+
+#: What ``step`` (and ``load_state_dict(params=...)``) take: one node, a list of nodes, or a dict
+#: whose values are nodes.
+Params = Union["Node", Iterable["Node"], Mapping[str, "Node"]]
+
 __all__ = [
+    "Params",
     "Solver",
     "SGD",
     "Momentum",
@@ -50,13 +60,13 @@ __all__ = [
 ]
 
 
-def _errors():
+def _errors() -> types.ModuleType:
     from . import errors
 
     return errors
 
 
-def _is_node(x: Any) -> bool:
+def _is_node(x: object) -> "TypeGuard[Node]":
     return hasattr(x, "_id") and hasattr(x, "graph")
 
 
@@ -110,7 +120,7 @@ class Solver:
         # graph key -> graph (a strong reference, so that a key is never reused by another graph)
         self._graphs: dict[int, Any] = {}
         # states restored by load_state_dict for parameters not seen yet: name -> (t, arrays)
-        self._pending: dict[str, tuple[int, list[np.ndarray]]] = {}
+        self._pending: dict[str, tuple[int, list[npt.NDArray[Any]]]] = {}
         self.t = 0  # number of step() calls
 
     # -- what subclasses provide ------------------------------------------------------------
@@ -118,7 +128,7 @@ class Solver:
     def _hyper(self) -> dict[str, float]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _new_state(self, value: np.ndarray) -> list[np.ndarray]:
+    def _new_state(self, value: npt.NDArray[Any]) -> list[npt.NDArray[Any]]:
         return [np.zeros_like(value) for _ in self._slots]
 
     # -- stepping ---------------------------------------------------------------------------
@@ -127,7 +137,7 @@ class Solver:
         return {"batch_size": self.batch_size, "clip": self.clip, "l1": self.l1, "l2": self.l2}
 
     @staticmethod
-    def _params(params: Any) -> list[Any]:
+    def _params(params: Any) -> list["Node"]:
         if _is_node(params):
             params = [params]
         elif isinstance(params, Mapping):
@@ -148,7 +158,7 @@ class Solver:
             out.append(p)
         return out
 
-    def _entry(self, p: Any) -> list[Any]:
+    def _entry(self, p: "Node") -> list[Any]:
         gkey = id(p.graph._g)
         key = (gkey, p._id)
         e = self._state.get(key)
@@ -170,15 +180,20 @@ class Solver:
             self._state[key] = e
         return e
 
-    def step(self, params: Iterable[Any]) -> None:
+    def step(self, params: Params) -> None:
         """Update every parameter in place from its ``.grad`` (one native call per graph).
 
         Raises ``gr.GraphError`` naming the parameter when one has no gradient (never a silent
         skip). Parameters may come from several graphs.
 
         Example:
-            >>> opt = gr.solvers.SGD(lr=0.01)
-            >>> m.run_all(); opt.step([W, b])      # doctest: +SKIP
+            >>> g = gr.Graph(); w = g.vector(gr.float64, 2, name="w", value=[1.0, 2.0])
+            >>> _ = gr.grad(gr.sum(w * w), [w])              # d/dw = 2w
+            >>> opt = gr.solvers.SGD(lr=0.1)
+            >>> with gr.TapeMachine(g) as m:
+            ...     m.run_all(); opt.step([w]); m.reset()
+            >>> w.value.tolist()                             # w - 0.1 * 2w
+            [0.8, 1.6]
         """
         ps = self._params(params)
         if not ps:
@@ -216,7 +231,7 @@ class Solver:
 
     # -- saving -----------------------------------------------------------------------------
 
-    def state_dict(self) -> dict[str, np.ndarray]:
+    def state_dict(self) -> dict[str, npt.NDArray[Any]]:
         """The solver's state as a flat ``{key: numpy array}`` dict, ready for ``gr.save``.
 
         Keys: ``"t"`` (0-d int64, number of ``step`` calls) and, per parameter with name ``N``,
@@ -224,10 +239,16 @@ class Solver:
         Parameters without a name cannot be saved (``ValueError``).
 
         Example:
-            >>> gr.save("opt.safetensors", opt.state_dict())                  # doctest: +SKIP
-            >>> opt2 = gr.solvers.Adam(); opt2.load_state_dict(gr.load("opt.safetensors"))  # doctest: +SKIP
+            >>> g = gr.Graph(); w = g.vector(gr.float64, 2, name="w", value=[1.0, 2.0])
+            >>> _ = gr.grad(gr.sum(w * w), [w])
+            >>> opt = gr.solvers.Adam(lr=0.1)
+            >>> with gr.TapeMachine(g) as m:
+            ...     m.run_all(); opt.step([w]); m.reset()
+            >>> sorted(opt.state_dict())
+            ['t', 'w/exp_avg', 'w/exp_avg_sq', 'w/step']
+            >>> gr.save("opt.safetensors", opt.state_dict())
         """
-        out: dict[str, np.ndarray] = {"t": np.array(self.t, dtype=np.int64)}
+        out: dict[str, npt.NDArray[Any]] = {"t": np.array(self.t, dtype=np.int64)}
         names: set[str] = set()
         for p, t, arrays in self._state.values():
             name = p.name
@@ -248,7 +269,7 @@ class Solver:
                 out[f"{name}/{slot}"] = a.copy()
         return out
 
-    def load_state_dict(self, state: Mapping[str, Any], params: Optional[Iterable[Any]] = None) -> None:
+    def load_state_dict(self, state: Mapping[str, npt.ArrayLike], params: Optional[Params] = None) -> None:
         """Restore what :meth:`state_dict` returned (e.g. read back with ``gr.load(path)``).
 
         The state of a parameter is matched by name when the parameter is next passed to
@@ -256,13 +277,22 @@ class Solver:
         changes: a missing slot or a shape mismatch raises ``gr.FormatError``.
 
         Example:
-            >>> opt.load_state_dict(gr.load("opt.safetensors"), params=[W, b])   # doctest: +SKIP
+            >>> g = gr.Graph(); w = g.vector(gr.float64, 2, name="w", value=[1.0, 2.0])
+            >>> _ = gr.grad(gr.sum(w * w), [w])
+            >>> opt = gr.solvers.Adam(lr=0.1)
+            >>> with gr.TapeMachine(g) as m:
+            ...     m.run_all(); opt.step([w]); m.reset()
+            >>> gr.save("opt.safetensors", opt.state_dict())
+            >>> resumed = gr.solvers.Adam(lr=0.1)
+            >>> resumed.load_state_dict(gr.load("opt.safetensors"), params=[w])
+            >>> resumed.t
+            1
         """
         FormatError = _errors().FormatError
         if "t" not in state:
             raise FormatError(f"{type(self).__name__}.load_state_dict: no 't' entry")
         t_all = int(np.asarray(state["t"]))
-        per: dict[str, dict[str, np.ndarray]] = {}
+        per: dict[str, dict[str, npt.NDArray[Any]]] = {}
         for key, v in state.items():
             if key == "t":
                 continue
@@ -270,7 +300,7 @@ class Solver:
                 raise FormatError(f"{type(self).__name__}.load_state_dict: unexpected key {key!r}")
             name, slot = key.rsplit("/", 1)
             per.setdefault(name, {})[slot] = np.asarray(v)
-        restored: dict[str, tuple[int, list[np.ndarray]]] = {}
+        restored: dict[str, tuple[int, list[npt.NDArray[Any]]]] = {}
         for name, d in per.items():
             missing = [s for s in ("step", *self._slots) if s not in d]
             extra = [s for s in d if s not in ("step", *self._slots)]
@@ -392,7 +422,7 @@ class AdaGrad(Solver):
     def _hyper(self) -> dict[str, float]:
         return {"lr": self.lr, "eps": self.eps}
 
-    def _new_state(self, value: np.ndarray) -> list[np.ndarray]:
+    def _new_state(self, value: npt.NDArray[Any]) -> list[npt.NDArray[Any]]:
         return [np.full_like(value, self.initial_accumulator_value)]
 
 

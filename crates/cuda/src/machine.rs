@@ -4,7 +4,7 @@
 //!
 //! Owns: the machine's [`CudaDevice`] (context, stream, cuBLAS handle), one device buffer per
 //! program buffer and per leaf/constant the program reads (allocated once, at creation), and
-//! the mapping of instructions to launch methods ([`lower`]). Must not change the graph except
+//! the mapping of instructions to launch methods (the private `lower` module). Must not change the graph except
 //! through `let` (post-run updates) and must not touch the CPU machine's state.
 //!
 //! Transfers happen only where they must: a leaf or constant is uploaded at the start of a
