@@ -1172,6 +1172,13 @@ class Prog:
             if any(e.discontinuous for e in self.entries if e.ref is not None):
                 ref.skip = np.ones(want.shape, bool)  # a rounding difference may flip a step
         m = mismatch(got, ref)
+        if m is not None and "gr.mish(" in self.repro() and isinstance(got, np.ndarray) and got.shape == want.shape:
+            # KNOWN BUG (test_reliability::test_fused_mish_at_minus_infinity): fused mish(-inf) is NaN, not 0
+            diff = ~((got == want) | (np.isnan(got) & np.isnan(want)))
+            if d.kind == "f" and np.all(np.isnan(got[diff])) and np.all(want[diff] == 0):
+                KNOWN_BUG_HITS["fused-mish-at-minus-inf"] += 1
+                event("known bug: fused-mish-at-minus-inf")
+                return
         if m is not None:
             raise AssertionError(f"fused program (only {last.name} compiled) differs from the whole-graph "
                                  f"run: {m}\n--- repro ---\n{self.repro()}")
