@@ -873,8 +873,7 @@ def test_a_node_watched_twice_is_recorded_once_per_run():
         assert {n.name or "y": len(v) for n, v in m.watched.items()} == {"x": 2, "y": 2}
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: mish inside a fused elementwise chain gives NaN at -inf (x*tanh(softplus(x)) "
-                   "= -inf*0) while the standalone mish kernel gives the limit 0: fused and unfused programs disagree")
+# fixed: mish inside a fused elementwise chain gave NaN at -inf (x*tanh(softplus(x)) = -inf*0)
 def test_fused_mish_at_minus_infinity():
     g = gr.Graph(stabilize=False)
     x = g.vector(gr.float32, 2, name="x", value=[-np.inf, 0.0])

@@ -239,7 +239,8 @@ pub fn unary_scalar<T: Float + VMath>(u: U, x: T) -> T {
         U::Mish => {
             let v = x.to_f64();
             let sp = if v > 20.0 { v } else { v.exp().ln_1p() };
-            f(v * sp.tanh())
+            // softplus underflows to 0 for very negative x (mish → 0; avoids −∞·0 = NaN).
+            f(if sp == 0.0 { 0.0 } else { v * sp.tanh() })
         }
         U::Floor => f(x.to_f64().floor()),
         U::Ceil => f(x.to_f64().ceil()),
@@ -255,7 +256,7 @@ pub fn unary_scalar<T: Float + VMath>(u: U, x: T) -> T {
             let sp = if v > 20.0 { v } else { v.exp().ln_1p() };
             let t = sp.tanh();
             let s = 1.0 / (1.0 + (-v).exp());
-            f(t + v * (1.0 - t * t) * s)
+            f(if s == 0.0 { t } else { t + v * (1.0 - t * t) * s })
         }
     }
 }
