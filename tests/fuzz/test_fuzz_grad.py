@@ -116,9 +116,11 @@ def test_grad_matches_finite_differences(data):
             v.dtype.kind == "f" and v.size and not np.all(np.abs(v[np.isfinite(v)]) < 1e6) for v in vals.values()):
         event("fd: huge or non-finite values, skipped")
         return
-    if any(v.dtype.kind == "f" and np.any((v != 0) & (np.abs(v) < 1e-150)) for v in vals.values()):
-        # derivatives of tiny values overflow (d(x/x)/dx at x = 1e-313 is inf - inf): IEEE, not a bug
-        event("fd: tiny values, skipped")
+    if any(v.dtype.kind == "f" and np.any((v != 0) & (np.abs(v) < 1e-4)) for v in vals.values()):
+        # a value within a step size (1e-5) of zero: central differences straddle the singularities
+        # of log, 1/x, sqrt there, and derivatives of tiny values overflow (d(x/x)/dx at x = 1e-313
+        # is inf - inf, IEEE, not a bug)
+        event("fd: values near zero, skipped")
         return
     for gv, e in zip(gvals, leaves):
         if gv.shape != e.node.shape or gv.dtype != e.node.dtype:
