@@ -16,7 +16,7 @@ from typing import Optional
 
 from . import _native
 
-__all__ = ["is_available", "device_count", "unavailable_reason"]
+__all__ = ["is_available", "device_count", "unavailable_reason", "memory_info"]
 
 
 def is_available() -> bool:
@@ -46,3 +46,15 @@ def unavailable_reason() -> Optional[str]:
         >>> r = gr.cuda.unavailable_reason()
     """
     return _native.cuda_unavailable_reason()
+
+
+def memory_info(device: int = 0) -> tuple[int, int]:
+    """``(free, total)`` bytes of memory on CUDA device ``device`` as the driver reports it
+    (cuMemGetInfo). Raises :class:`~gorgon_rs.DeviceError` when CUDA cannot be used.
+
+    Example:
+        >>> if gr.cuda.is_available():
+        ...     free, total = gr.cuda.memory_info()
+    """
+    free, total = _native.cuda_memory_info(int(device))
+    return int(free), int(total)

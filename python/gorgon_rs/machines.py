@@ -198,6 +198,30 @@ class _Machine:
         """
         return list(self._m.trace_log())
 
+    def transfers(self) -> tuple[int, int]:
+        """``(uploads, downloads)``: how many tensors were copied between host and device so
+        far. A GPU machine copies only when a bound value changed (``let``) and when a value
+        is read (``.value``); a CPU machine always reports ``(0, 0)``.
+
+        Example:
+            >>> with gr.TapeMachine(gr.Graph()) as m:
+            ...     m.transfers()
+            (0, 0)
+        """
+        up, down = self._m.transfers()
+        return int(up), int(down)
+
+    @property
+    def device_name(self) -> str:
+        """``"cpu"``, or the name of the GPU this machine runs on.
+
+        Example:
+            >>> with gr.TapeMachine(gr.Graph()) as m:
+            ...     m.device_name
+            'cpu'
+        """
+        return str(self._m.device_name)
+
     def __enter__(self) -> Self:
         return self
 
@@ -307,21 +331,22 @@ class CompiledFunction(Protocol[_R_co]):
 
 
 @overload
-def function(inputs: Union[Node, Sequence[Node]], outputs: Node) -> CompiledFunction[npt.NDArray[Any]]: ...
+def function(inputs: Union[Node, Sequence[Node]], outputs: Node, device: str = "cpu") -> CompiledFunction[npt.NDArray[Any]]: ...
 
 
 @overload
-def function(inputs: Union[Node, Sequence[Node]], outputs: Sequence[Node]) -> CompiledFunction[list[npt.NDArray[Any]]]: ...
+def function(inputs: Union[Node, Sequence[Node]], outputs: Sequence[Node], device: str = "cpu") -> CompiledFunction[list[npt.NDArray[Any]]]: ...
 
 
-def function(inputs: Union[Node, Sequence[Node]], outputs: Union[Node, Sequence[Node]]) -> CompiledFunction[Any]:
+def function(inputs: Union[Node, Sequence[Node]], outputs: Union[Node, Sequence[Node]], device: str = "cpu") -> CompiledFunction[Any]:
     """Compile a callable: ``f(*values)`` binds each input, runs, and returns the output's
     value (one array for a single output node, a list for a list of outputs).
 
     Only what ``outputs`` need is compiled. Values follow ``let``'s rules (zero-copy for
     C-contiguous arrays of the input's dtype, ``same_kind`` conversion otherwise). The
     returned object also has ``close()``, ``program()`` and ``n_inputs``
-    (:class:`CompiledFunction`).
+    (:class:`CompiledFunction`). ``device`` is ``"cpu"``, ``"cuda"`` or ``"cuda:N"``, as for
+    :class:`TapeMachine`.
 
     Example:
         >>> g = gr.Graph(); x = g.scalar(gr.float64); y = g.scalar(gr.float64)
@@ -345,5 +370,6 @@ def function(inputs: Union[Node, Sequence[Node]], outputs: Union[Node, Sequence[
     def convert(i: int, value: Any) -> npt.NDArray[Any]:
         return _convert_for(ins[i], value)
 
-    f = _native.Function(g._g, [n._id for n in ins], [n._id for n in outs], single, convert)
+    dev = check_device(device)
+    f = _native.Function(g._g, [n._id for n in ins], [n._id for n in outs], single, convert, dev)
     return cast("CompiledFunction[Any]", f)

@@ -386,9 +386,17 @@ pub struct LispMachine {
 
 impl LispMachine {
     /// Finds the cost (with `backprop`), adds its gradient nodes and prepares to run.
-    pub fn new(graph: SharedGraph, backprop: bool, mut opts: MachineOptions) -> Result<LispMachine> {
+    pub fn new(graph: SharedGraph, backprop: bool, opts: MachineOptions) -> Result<LispMachine> {
+        let opts = LispMachine::prepare(&graph, backprop, opts)?;
+        Ok(LispMachine { tape: TapeMachine::new(graph, opts)? })
+    }
+
+    /// What `new` does before compiling, for other backends (the CUDA machine) that run the
+    /// same eager program: with `backprop`, finds the cost and adds the gradient nodes of
+    /// every float leaf it depends on; returns `opts` with every buffer kept.
+    pub fn prepare(graph: &SharedGraph, backprop: bool, mut opts: MachineOptions) -> Result<MachineOptions> {
         if backprop {
-            let mut g = write(&graph)?;
+            let mut g = write(graph)?;
             let cost = find_cost(&g)?;
             let cone = crate::grad::ancestors_topo(&g, cost);
             let leaves: Vec<NodeId> = cone.into_iter().filter(|&n| matches!(g.node(n).kind, NodeKind::Leaf) && g.node(n).dtype.is_float()).collect();
@@ -397,7 +405,12 @@ impl LispMachine {
             }
         }
         opts.keep_all = true;
-        Ok(LispMachine { tape: TapeMachine::new(graph, opts)? })
+        Ok(opts)
+    }
+
+    /// The underlying tape machine, by value.
+    pub fn into_tape(self) -> TapeMachine {
+        self.tape
     }
 
     /// Runs forward and backward.

@@ -176,6 +176,28 @@ fn cuda_unavailable_reason() -> Option<String> {
     probe_guard(gorgon_cuda::probe::unavailable_reason)
 }
 
+/// `(free, total)` bytes of memory on CUDA device `device` (cuMemGetInfo), as the driver
+/// reports it for this process; DeviceError when the device cannot be used.
+#[pyfunction]
+#[pyo3(signature = (device = 0))]
+fn cuda_memory_info(py: Python<'_>, device: usize) -> PyResult<(usize, usize)> {
+    guard(|| {
+        #[cfg(feature = "cuda")]
+        {
+            if let Some(reason) = probe_guard(gorgon_cuda::probe::unavailable_reason) {
+                return Err(new_err(Kind::Device, format!("CUDA is not available: {reason}")));
+            }
+            py.detach(|| gorgon_cuda::CudaDevice::new(device).and_then(|d| d.memory_info()))
+                .map_err(|e| new_err(Kind::Device, e.to_string()))
+        }
+        #[cfg(not(feature = "cuda"))]
+        {
+            let _ = (py, device);
+            Err(new_err(Kind::Device, format!("CUDA is not available: {}", cuda_reason())))
+        }
+    })
+}
+
 /// Runs a probe, treating a panic inside a driver library loader as "unavailable".
 fn probe_guard<T: Default>(f: impl FnOnce() -> T + std::panic::UnwindSafe) -> T {
     std::panic::catch_unwind(f).unwrap_or_default()
@@ -214,6 +236,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(cuda_is_available, m)?)?;
     m.add_function(wrap_pyfunction!(cuda_device_count, m)?)?;
     m.add_function(wrap_pyfunction!(cuda_unavailable_reason, m)?)?;
+    m.add_function(wrap_pyfunction!(cuda_memory_info, m)?)?;
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
     m.add_function(wrap_pyfunction!(_debug_panic, m)?)?;
     m.add_function(wrap_pyfunction!(dtypes, m)?)?;

@@ -19,11 +19,101 @@ fn parse_device(device: &str) -> PyResult<DeviceKind> {
     let kind = DeviceKind::parse(device.trim()).ok_or_else(|| {
         pyo3::exceptions::PyValueError::new_err(format!("unknown device {device:?}: use \"cpu\", \"cuda\" or \"cuda:N\""))
     })?;
-    if let DeviceKind::Cuda(_) = kind {
-        let reason = crate::cuda_reason();
-        return Err(new_err(Kind::Device, format!("device {device:?} is not available: {reason}")));
+    if let DeviceKind::Cuda(n) = kind {
+        #[cfg(feature = "cuda")]
+        {
+            let count = gorgon_cuda::device_count();
+            if count == 0 {
+                let reason = crate::cuda_reason();
+                return Err(new_err(Kind::Device, format!("device {device:?} is not available: {reason}")));
+            }
+            if n >= count {
+                return Err(new_err(Kind::Device, format!("device {device:?} is not available: there are {count} CUDA device(s)")));
+            }
+        }
+        #[cfg(not(feature = "cuda"))]
+        {
+            let _ = n;
+            let reason = crate::cuda_reason();
+            return Err(new_err(Kind::Device, format!("device {device:?} is not available: {reason}")));
+        }
     }
     Ok(kind)
+}
+
+/// The machine a Python handle drives: the CPU tape machine, or (when built with CUDA
+/// support and asked for `device="cuda"`) the GPU machine with the same API.
+pub(crate) enum Backend {
+    /// `gorgon_autodiff::vm::TapeMachine`.
+    Cpu(TapeMachine),
+    /// `gorgon_cuda::machine::CudaMachine`.
+    #[cfg(feature = "cuda")]
+    Cuda(gorgon_cuda::machine::CudaMachine),
+}
+
+/// Calls the same method on whichever machine a [`Backend`] holds.
+macro_rules! on_backend {
+    ($b:expr, $m:ident => $e:expr) => {
+        match $b {
+            Backend::Cpu($m) => $e,
+            #[cfg(feature = "cuda")]
+            Backend::Cuda($m) => $e,
+        }
+    };
+}
+
+impl Backend {
+    /// Compiles `graph` for the device `opts.device` names.
+    fn new(graph: SharedGraph, opts: MachineOptions) -> gorgon_autodiff::Result<Backend> {
+        match opts.device {
+            #[cfg(feature = "cuda")]
+            DeviceKind::Cuda(_) => Ok(Backend::Cuda(gorgon_cuda::machine::CudaMachine::new(graph, opts)?)),
+            _ => Ok(Backend::Cpu(TapeMachine::new(graph, opts)?)),
+        }
+    }
+    fn run_all(&self) -> gorgon_autodiff::Result<()> {
+        on_backend!(self, m => m.run_all())
+    }
+    fn reset(&self) -> gorgon_autodiff::Result<()> {
+        on_backend!(self, m => m.reset())
+    }
+    fn close(&self) {
+        on_backend!(self, m => m.close())
+    }
+    fn is_closed(&self) -> bool {
+        on_backend!(self, m => m.is_closed())
+    }
+    fn program(&self) -> gorgon_autodiff::Result<Vec<String>> {
+        on_backend!(self, m => m.program())
+    }
+    fn watched(&self) -> gorgon_autodiff::Result<HashMap<NodeId, Vec<Tensor>>> {
+        on_backend!(self, m => m.watched())
+    }
+    fn trace_log(&self) -> gorgon_autodiff::Result<Vec<String>> {
+        on_backend!(self, m => m.trace_log())
+    }
+    fn value(&self, node: NodeId) -> gorgon_autodiff::Result<Tensor> {
+        on_backend!(self, m => m.value(node))
+    }
+    fn with_buffer<R>(&self, node: NodeId, f: impl FnOnce(Option<gorgon_core::TensorView>) -> R) -> gorgon_autodiff::Result<R> {
+        on_backend!(self, m => m.with_buffer(node, f))
+    }
+    /// `(uploads, downloads)` between host and device (always `(0, 0)` on the CPU).
+    fn transfers(&self) -> (u64, u64) {
+        match self {
+            Backend::Cpu(_) => (0, 0),
+            #[cfg(feature = "cuda")]
+            Backend::Cuda(m) => m.transfers(),
+        }
+    }
+    /// `"cpu"` or the GPU's name.
+    fn device_name(&self) -> String {
+        match self {
+            Backend::Cpu(_) => "cpu".to_string(),
+            #[cfg(feature = "cuda")]
+            Backend::Cuda(m) => m.device_name(),
+        }
+    }
 }
 
 fn options(py: Python<'_>, graph: &SharedGraph, device: &str, watch: Vec<i64>, nan_guard: bool, trace: bool, outputs: Option<Vec<i64>>) -> PyResult<MachineOptions> {
@@ -50,7 +140,7 @@ fn tensors_dict<'py>(py: Python<'py>, w: HashMap<NodeId, Vec<Tensor>>) -> PyResu
 }
 
 /// Runs a machine with the GIL released.
-fn run(py: Python<'_>, m: &TapeMachine) -> PyResult<()> {
+fn run(py: Python<'_>, m: &Backend) -> PyResult<()> {
     clear_parked();
     py.detach(|| m.run_all()).py()
 }
@@ -97,6 +187,16 @@ macro_rules! machine_common {
             fn trace_log(&self, py: Python<'_>) -> PyResult<Vec<String>> {
                 guard(|| py.detach(|| self.tape().trace_log()).py())
             }
+            /// `(uploads, downloads)` of tensors between host and device so far (a GPU
+            /// machine copies only at `let` and `.value`; the CPU machine reports `(0, 0)`).
+            fn transfers(&self, py: Python<'_>) -> PyResult<(u64, u64)> {
+                guard(|| Ok(py.detach(|| self.tape().transfers())))
+            }
+            /// The device this machine runs on: `"cpu"` or the GPU's name.
+            #[getter]
+            fn device_name(&self, py: Python<'_>) -> PyResult<String> {
+                guard(|| Ok(py.detach(|| self.tape().device_name())))
+            }
             /// Values of nodes after the last run, as new arrays.
             fn output_values<'py>(&self, py: Python<'py>, ids: Vec<i64>) -> PyResult<Vec<Bound<'py, PyAny>>> {
                 guard(|| {
@@ -113,11 +213,11 @@ macro_rules! machine_common {
 /// A compiled program over a graph (see `gorgon_rs.TapeMachine`).
 #[pyclass(frozen, name = "TapeMachine", module = "gorgon_rs._native")]
 pub struct PyTapeMachine {
-    m: TapeMachine,
+    m: Backend,
 }
 
 impl PyTapeMachine {
-    fn tape(&self) -> &TapeMachine {
+    fn tape(&self) -> &Backend {
         &self.m
     }
 }
@@ -129,7 +229,7 @@ machine_common!(PyTapeMachine, {
         guard(|| {
             let g = graph.get().g.clone();
             let opts = options(py, &g, device, watch, nan_guard, trace, outputs)?;
-            let m = py.detach(|| TapeMachine::new(g, opts)).py()?;
+            let m = py.detach(|| Backend::new(g, opts)).py()?;
             Ok(PyTapeMachine { m })
         })
     }
@@ -138,12 +238,12 @@ machine_common!(PyTapeMachine, {
 /// The eager machine with backprop (see `gorgon_rs.LispMachine`).
 #[pyclass(frozen, name = "LispMachine", module = "gorgon_rs._native")]
 pub struct PyLispMachine {
-    m: LispMachine,
+    m: Backend,
 }
 
 impl PyLispMachine {
-    fn tape(&self) -> &TapeMachine {
-        self.m.tape()
+    fn tape(&self) -> &Backend {
+        &self.m
     }
 }
 
@@ -154,7 +254,17 @@ machine_common!(PyLispMachine, {
         guard(|| {
             let g = graph.get().g.clone();
             let opts = options(py, &g, device, watch, nan_guard, trace, None)?;
-            let m = py.detach(|| LispMachine::new(g, backprop, opts)).py()?;
+            let m = py
+                .detach(|| -> gorgon_autodiff::Result<Backend> {
+                    match opts.device {
+                        DeviceKind::Cpu => Ok(Backend::Cpu(LispMachine::new(g, backprop, opts)?.into_tape())),
+                        _ => {
+                            let opts = LispMachine::prepare(&g, backprop, opts)?;
+                            Backend::new(g, opts)
+                        }
+                    }
+                })
+                .py()?;
             Ok(PyLispMachine { m })
         })
     }
@@ -178,7 +288,7 @@ struct InputSpec {
 #[pyclass(frozen, name = "Function", module = "gorgon_rs._native")]
 pub struct PyFunction {
     graph: SharedGraph,
-    m: TapeMachine,
+    m: Backend,
     inputs: Vec<InputSpec>,
     outputs: Vec<NodeId>,
     single: bool,
@@ -211,8 +321,8 @@ impl PyFunction {
 #[pymethods]
 impl PyFunction {
     #[new]
-    #[pyo3(signature = (graph, inputs, outputs, single, converter))]
-    fn new(py: Python<'_>, graph: &Bound<'_, PyGraph>, inputs: Vec<i64>, outputs: Vec<i64>, single: bool, converter: Py<PyAny>) -> PyResult<Self> {
+    #[pyo3(signature = (graph, inputs, outputs, single, converter, device = "cpu"))]
+    fn new(py: Python<'_>, graph: &Bound<'_, PyGraph>, inputs: Vec<i64>, outputs: Vec<i64>, single: bool, converter: Py<PyAny>, device: &str) -> PyResult<Self> {
         guard(|| {
             let g = graph.get().g.clone();
             let ins = convert::node_ids(&inputs)?;
@@ -232,9 +342,9 @@ impl PyFunction {
                 }
                 specs
             };
-            let opts = MachineOptions { outputs: Some(outs.clone()), ..MachineOptions::default() };
+            let opts = MachineOptions { device: parse_device(device)?, outputs: Some(outs.clone()), ..MachineOptions::default() };
             let gc = g.clone();
-            let m = py.detach(|| TapeMachine::new(gc, opts)).py()?;
+            let m = py.detach(|| Backend::new(gc, opts)).py()?;
             Ok(PyFunction { graph: g, m, inputs: specs, outputs: outs, single, converter, calls: Mutex::new(()) })
         })
     }
