@@ -53,6 +53,17 @@ def no_sync() -> None:
     pass
 
 
+def print_trace(g: gr.Graph, top: int = 10) -> None:
+    """Prints the slowest instructions of one traced run (each synchronized) and the total."""
+    with gr.TapeMachine(g, device="cuda", trace=True) as mt:
+        mt.run_all()
+        mt.run_all()
+        lines = mt.trace
+    total = sum(float(line.split()[-2]) for line in lines)
+    slow = sorted(lines, key=lambda line: -float(line.split()[-2]))[:top]
+    print(f"{len(lines)} instructions, {total:.0f} µs traced; slowest:\n  " + "\n  ".join(slow), flush=True)
+
+
 class Bench:
     def __init__(self) -> None:
         self.rows: list[tuple[str, str, str, str, str]] = []
@@ -109,7 +120,7 @@ class Bench:
         g = gr.Graph()
         A, B, Cn = (g.vector(gr.float32, n, name=k, value=v) for k, v in zip("abc", (a, b, c)))
         y = gr.tanh(A * B + Cn)
-        with gr.TapeMachine(g, device="cuda") as m:
+        with gr.TapeMachine(g, device="cuda", outputs=[y]) as m:  # outputs only: the tree fuses
             ours = timeit(m.run_all, no_sync)
             got = np.array(y.value)
         ref = np.tanh(a[: 1 << 20].astype(np.float64) * b[: 1 << 20] + c[: 1 << 20])
@@ -151,6 +162,9 @@ class Bench:
             step()
             first = float(loss.value)
             ours = timeit(step, no_sync)
+            run_only = timeit(m.run_all, no_sync)
+            solver_only = timeit(lambda: opt.step(params), no_sync)
+        print_trace(g)
         theirs = None
         if self.torch is not None:
             t = self.torch
@@ -177,7 +191,8 @@ class Bench:
             tfirst = float(tstep())
             assert abs(tfirst - first) < 1e-3 * max(1.0, abs(first)), f"MLP loss differs: {first} vs torch {tfirst}"
             theirs = timeit(tstep, self.tsync)
-        self.add("MLP step 784-512-256-10 b128", ours, theirs, "target <= 1.2x torch")
+        self.add("MLP step 784-512-256-10 b128", ours, theirs, "target <= 1.2x torch",
+                 f"run_all {run_only * 1e3:.3f} ms + SGD.step {solver_only * 1e3:.3f} ms")
 
     def convnet(self, batch: int = 64) -> None:
         lr = 0.01
@@ -210,6 +225,9 @@ class Bench:
             step()
             first = float(loss.value)
             ours = timeit(step, no_sync)
+            run_only = timeit(m.run_all, no_sync)
+            solver_only = timeit(lambda: opt.step(params), no_sync)
+        print_trace(g)
         theirs = None
         if self.torch is not None:
             t = self.torch
@@ -236,7 +254,8 @@ class Bench:
             tfirst = float(tstep())
             assert abs(tfirst - first) < 1e-3 * max(1.0, abs(first)), f"convnet loss differs: {first} vs torch {tfirst}"
             theirs = timeit(tstep, self.tsync)
-        self.add(f"convnet step b{batch}", ours, theirs, "target <= 1.2x torch")
+        self.add(f"convnet step b{batch}", ours, theirs, "target <= 1.2x torch",
+                 f"run_all {run_only * 1e3:.3f} ms + SGD.step {solver_only * 1e3:.3f} ms")
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -66,18 +66,8 @@ pub fn compile_all_cached(target: &Target) -> Result<Vec<(String, Ptx)>, CudaErr
         let jobs: Vec<_> = SOURCES
             .iter()
             .map(|&(name, src)| {
-                let path = dir.as_ref().map(|d| d.join(file_name(name, src, target, nvrtc)));
-                let job = scope.spawn(move || -> Result<Vec<u8>, CudaError> {
-                    if let Some(bytes) = path.as_ref().and_then(|p| std::fs::read(p).ok()).filter(|b| !b.is_empty()) {
-                        return Ok(bytes);
-                    }
-                    let bytes = compile_source_bytes(name, src, target)?;
-                    if let Some(p) = &path {
-                        store(p, &bytes);
-                    }
-                    Ok(bytes)
-                });
-                (name, job)
+                let dir = dir.as_deref();
+                (name, scope.spawn(move || compile_bytes_cached(dir, name, src, target, nvrtc)))
             })
             .collect();
         jobs.into_iter()
@@ -89,6 +79,27 @@ pub fn compile_all_cached(target: &Target) -> Result<Vec<(String, Ptx)>, CudaErr
             })
             .collect()
     })
+}
+
+/// Compiles one source through the cache folder `dir` (when given): a cached image is read
+/// back, a missing one compiled and stored.
+fn compile_bytes_cached(dir: Option<&std::path::Path>, name: &str, src: &str, target: &Target, nvrtc: (i32, i32)) -> Result<Vec<u8>, CudaError> {
+    let path = dir.map(|d| d.join(file_name(name, src, target, nvrtc)));
+    if let Some(bytes) = path.as_ref().and_then(|p| std::fs::read(p).ok()).filter(|b| !b.is_empty()) {
+        return Ok(bytes);
+    }
+    let bytes = compile_source_bytes(name, src, target)?;
+    if let Some(p) = &path {
+        store(p, &bytes);
+    }
+    Ok(bytes)
+}
+
+/// Compiles one generated source (a fused kernel) for `target` through the on-disk cache.
+pub fn compile_cached(name: &str, src: &str, target: &Target) -> Result<Ptx, CudaError> {
+    let nvrtc = crate::probe::nvrtc_version()?;
+    let bytes = compile_bytes_cached(cache_dir().as_deref(), name, src, target, nvrtc)?;
+    Ok(image_from_bytes(target, bytes))
 }
 
 /// Writes `bytes` to `path` atomically (temporary file + rename); errors are ignored.

@@ -203,6 +203,9 @@ mod imp {
     /// process so a second machine on the same GPU does not recompile.
     static MODULE_CACHE: OnceLock<Mutex<HashMap<usize, ModuleImages>>> = OnceLock::new();
 
+    /// Compiled images of generated sources (fused kernels) by (compute capability, source).
+    static GENERATED_CACHE: OnceLock<Mutex<HashMap<((i32, i32), String), Ptx>>> = OnceLock::new();
+
     /// Compiled images of every kernel source, as `(source name, image)`.
     type ModuleImages = Vec<(String, Ptx)>;
 
@@ -341,6 +344,38 @@ mod imp {
             })?;
             self.funcs.insert(name.to_string(), f.clone());
             Ok(f)
+        }
+
+        /// Compiles (through the process and on-disk caches) and loads a generated source as
+        /// module `module`, unless it is loaded already; its kernels are then reachable
+        /// through [`CudaDevice::func`]. A cubin for this GPU first, PTX as the fallback.
+        pub(crate) fn load_generated(&mut self, module: &str, src: &str) -> Result<(), CudaError> {
+            if self.modules.contains_key(module) {
+                return Ok(());
+            }
+            let cc = self.compute_capability;
+            let key = (cc, src.to_string());
+            let cache = GENERATED_CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+            let cached = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
+            let mut last_err = None;
+            let images: Vec<Ptx> = match cached {
+                Some(img) => vec![img],
+                None => [Target::cubin_for(cc.0, cc.1), Target::ptx_for(cc.0, cc.1)]
+                    .iter()
+                    .filter_map(|t| crate::cache::compile_cached(module, src, t).map_err(|e| last_err = Some(e)).ok())
+                    .collect(),
+            };
+            for img in images {
+                match self.ctx.load_module(img.clone()) {
+                    Ok(m) => {
+                        cache.lock().unwrap_or_else(|p| p.into_inner()).insert(key, img);
+                        self.modules.insert(module.to_string(), m);
+                        return Ok(());
+                    }
+                    Err(e) => last_err = Some(CudaError::Driver(format!("loading generated module `{module}`: {}", CudaError::from(e)))),
+                }
+            }
+            Err(last_err.unwrap_or_else(|| CudaError::Driver(format!("generated module `{module}` could not be built"))))
         }
 
         /// Allocates without zeroing (for outputs a kernel overwrites completely).

@@ -11,6 +11,7 @@
 //! - [`CudaDevice`]: one GPU implementing [`gorgon_core::Device`], with a launch method per
 //!   kernel family (elementwise, reductions, softmax, gather/scatter, cuBLAS matmul, conv,
 //!   pooling, solver updates) — these methods exist only with the `cuda` feature.
+//! - `fused` (with the `cuda` feature): CUDA C generated for fused elementwise instructions.
 //! - [`layout`]: the host-side index arithmetic shared by those launches.
 //! - `machine` (with the `cuda` feature): `CudaMachine`, which runs a compiled
 //!   gorgon-autodiff `Program` on the GPU with the CPU tape machine's API.
@@ -31,6 +32,8 @@
 pub mod cache;
 pub mod device;
 pub mod error;
+#[cfg(feature = "cuda")]
+pub mod fused;
 pub mod kernels;
 pub mod layout;
 #[cfg(feature = "cuda")]

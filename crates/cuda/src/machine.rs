@@ -52,6 +52,9 @@ struct Step {
     kind: Kind,
     aux: Vec<CudaBuffer>,
     host: Option<Tensor>,
+    /// The generated kernel of a [`Kind::Fused`] step: `(module = kernel name, elements per
+    /// vector)`.
+    fused: Option<(String, usize)>,
 }
 
 struct State {
@@ -125,7 +128,7 @@ impl CudaMachine {
             for &w in &opts.watch {
                 g.try_node(w)?;
             }
-            let copts = CompileOptions { outputs: opts.outputs.clone(), keep: opts.watch.clone(), keep_all: opts.keep_all, no_fuse: true };
+            let copts = CompileOptions { outputs: opts.outputs.clone(), keep: opts.watch.clone(), keep_all: opts.keep_all, no_fuse: opts.no_fuse };
             let program = compile(&g, &copts)?;
             let lowered = lower_program(&g, &program)?;
             let mut stored: BTreeMap<NodeId, (DType, Vec<usize>)> = BTreeMap::new();
@@ -153,7 +156,7 @@ impl CudaMachine {
             stored.insert(n, StoredBuf { buf, version: None });
         }
         let mut steps = Vec::with_capacity(lowered.len());
-        for (l, ins) in lowered.into_iter().zip(&program.instrs) {
+        for ((l, single), ins) in lowered.into_iter().zip(&program.instrs) {
             let mut aux = Vec::with_capacity(l.aux.len());
             for a in &l.aux {
                 let b = match a {
@@ -169,7 +172,17 @@ impl CudaMachine {
                 }
                 _ => None,
             };
-            steps.push(Step { kind: l.kind, aux, host });
+            let fused = match &l.kind {
+                Kind::Fused(e) => {
+                    let spec = &program.buffers[ins.out];
+                    let k = crate::fused::kernel_source(e, spec.dtype, &single)
+                        .ok_or_else(|| Error::Internal(format!("cuda: cannot generate a kernel for {}", ins.op.name())))?;
+                    dev.load_generated(&k.name, &k.source).map_err(|e| dev_err(e).context(format!("compiling the fused kernel of {}", ins.op.name())))?;
+                    Some((k.name, k.vec))
+                }
+                _ => None,
+            };
+            steps.push(Step { kind: l.kind, aux, host, fused });
         }
         let state = State {
             program,
@@ -412,7 +425,8 @@ impl ResultSource for Inner {
     }
 }
 
-fn lower_program(g: &Graph, p: &Program) -> Result<Vec<lower::Lowered>> {
+/// Lowers every instruction; with each, which operands hold a single element.
+fn lower_program(g: &Graph, p: &Program) -> Result<Vec<(lower::Lowered, Vec<bool>)>> {
     p.instrs
         .iter()
         .map(|ins| {
@@ -424,7 +438,9 @@ fn lower_program(g: &Graph, p: &Program) -> Result<Vec<lower::Lowered>> {
                     Slot::Stored(n) => (g.node(n).dtype, g.node(n).shape.clone()),
                 })
                 .collect();
-            lower(&ins.op, &specs, &p.buffers[ins.out]).map_err(|e| e.context(format!("lowering {} for CUDA", g.node(ins.node).label(ins.node))))
+            let single = specs.iter().map(|(_, s)| s.iter().product::<usize>() == 1).collect();
+            let l = lower(&ins.op, &specs, &p.buffers[ins.out]).map_err(|e| e.context(format!("lowering {} for CUDA", g.node(ins.node).label(ins.node))))?;
+            Ok((l, single))
         })
         .collect()
 }
@@ -572,6 +588,10 @@ fn run_step(dev: &mut CudaDevice, op: &Op, step: &mut Step, x: &[&CudaBuffer], o
         Kind::MaxPoolGrad(g) => dev.max_pool2d_backward(x[0], x[1], g.kernel, g.p, out)?,
         Kind::AvgPool(g) => dev.avg_pool2d(x[0], g.kernel, g.p, out)?,
         Kind::AvgPoolGrad(g) => dev.avg_pool2d_backward(x[0], g.kernel, g.p, out)?,
+        Kind::Fused(_) => {
+            let (name, vec) = step.fused.as_ref().ok_or_else(|| internal("fused"))?;
+            dev.fused(name, *vec, x, out)?
+        }
         Kind::Host { inputs } => {
             let host_in: Vec<Tensor> = if *inputs { x.iter().map(|b| dev.download(b)).collect::<gorgon_core::Result<_>>()? } else { Vec::new() };
             let views: Vec<TensorView> = host_in.iter().map(|t| t.view()).collect();

@@ -68,7 +68,7 @@ fn unsupported(op: String) -> CoreError {
 }
 
 /// Kernel op code and parameters of a unary op (codes follow `UnaryOp`'s declaration order).
-fn unary_code(op: UnaryOp) -> (i32, f64, f64) {
+pub(crate) fn unary_code(op: UnaryOp) -> (i32, f64, f64) {
     use UnaryOp::*;
     match op {
         Neg => (0, 0.0, 0.0),
@@ -102,7 +102,7 @@ fn unary_code(op: UnaryOp) -> (i32, f64, f64) {
     }
 }
 
-fn binary_code(op: BinaryOp) -> i32 {
+pub(crate) fn binary_code(op: BinaryOp) -> i32 {
     use BinaryOp::*;
     match op {
         Add => 0,
@@ -192,6 +192,40 @@ impl CudaDevice {
         with_dtype!(dt, T => {
             let f = self.func("elementwise", &format!("unary_{}", <T as DevElem>::SFX))?;
             launch!(self, f, cfg_elems(n), [&code, &(n as i64), T::slice(x), T::slice_mut(out), &p0, &p1]);
+        });
+        Ok(())
+    }
+
+    /// Runs a generated fused elementwise kernel (module and kernel `name`, loaded with
+    /// `load_generated`) over operands that are full-size or hold one element; `vec` is the
+    /// kernel's elements per vector access (its grid covers `len / vec` vectors).
+    pub(crate) fn fused(&mut self, name: &str, vec: usize, x: &[&CudaBuffer], out: &mut CudaBuffer) -> Result<()> {
+        let dt = out.dtype();
+        let n = out.len();
+        for b in x {
+            expect_dtype("fused", b, dt)?;
+            if b.len() != n && b.len() != 1 {
+                return Err(unsupported(format!("fused: operand of {} elements for an output of {n}", b.len())));
+            }
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        let f = self.func(name, name)?;
+        let cfg = cfg_elems((n / vec.max(1)).max(1));
+        let len = n as i64;
+        with_dtype!(dt, T => {
+            let mut b = self.stream.launch_builder(&f);
+            b.arg(&len);
+            for a in x {
+                b.arg(T::slice(a));
+            }
+            b.arg(T::slice_mut(out));
+            // SAFETY: the generated kernel takes (i64 n, const T* in0, …, T* out) with one
+            // pointer per operand (crate::fused::kernel_source); every operand holds n
+            // elements or one (checked above), and buffers start 256-byte aligned, so the
+            // kernel's 16-byte vector accesses are aligned.
+            unsafe { b.launch(cfg) }.map_err(CudaError::from)?;
         });
         Ok(())
     }

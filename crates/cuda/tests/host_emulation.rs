@@ -13,6 +13,8 @@ fn kernel_sources_compute_the_right_values_on_the_host() {
     let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".to_string());
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/host_emulation");
     let exe = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("gorgon_cuda_kernels_on_host");
+    // The folder may be missing when the test binary runs outside its build tree.
+    let _ = std::fs::create_dir_all(env!("CARGO_TARGET_TMPDIR"));
     let compiled = Command::new(&cxx)
         .args(["-std=c++20", "-O1", "-pthread", "-w"])
         .arg(dir.join("kernels_on_host.cpp"))

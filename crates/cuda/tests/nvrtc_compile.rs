@@ -82,3 +82,41 @@ fn the_disk_cache_is_filled_once_and_reused() {
     std::env::remove_var("GORGON_CUDA_CACHE");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Every unary and binary op and `where`, in one generated fused kernel per dtype, with
+/// scalar and full operands: the generated source compiles, and its kernel is there.
+#[test]
+fn generated_fused_kernels_compile_for_every_op() {
+    use gorgon_autodiff::fused::{FusedExpr, Step};
+    use gorgon_core::kernels::elementwise::{BinaryOp as B, UnaryOp as U};
+    if !nvrtc_ready() {
+        return;
+    }
+    let unary = [
+        U::Neg, U::Abs, U::Sign, U::Exp, U::Log, U::Log1p, U::Expm1, U::Log2, U::Sqrt, U::Square, U::Cube, U::Inverse,
+        U::InverseSqrt, U::Sin, U::Cos, U::Tanh, U::Sigmoid, U::Softplus, U::Relu, U::Mish, U::Floor, U::Ceil,
+        U::LeakyRelu(0.1), U::Clip(-1.0, f64::INFINITY), U::Step, U::InRange(-0.5, 0.5), U::LeakyStep(0.2), U::MishGrad,
+    ];
+    let binary = [B::Add, B::Sub, B::Mul, B::Div, B::Pow, B::FloorDiv, B::Maximum, B::Minimum, B::Lt, B::Le, B::Gt, B::Ge, B::Eq, B::Ne];
+    let mut steps = vec![Step::Input(0), Step::Input(1)];
+    for u in unary {
+        let last = steps.len() - 1;
+        steps.push(Step::Unary(u, last));
+    }
+    for b in binary {
+        let last = steps.len() - 1;
+        steps.push(Step::Binary(b, last, 1));
+    }
+    let last = steps.len() - 1;
+    steps.push(Step::Where(0, last, 1));
+    let e = FusedExpr { steps };
+    for dt in [gorgon_core::DType::F32, gorgon_core::DType::F64] {
+        let k = gorgon_cuda::fused::kernel_source(&e, dt, &[false, true]).unwrap();
+        let ptx = compile_source(&k.name, &k.source, &Target::ptx_for(9, 0)).unwrap_or_else(|e| panic!("{e}"));
+        let text = ptx.to_src();
+        assert!(text.contains(&format!(".entry {}", k.name)), "{}", &text[..text.len().min(400)]);
+        // 16-byte vector loads of the full operand.
+        let v = if dt == gorgon_core::DType::F32 { "ld.global.nc.v4.f32" } else { "ld.global.nc.v2.f64" };
+        assert!(text.contains(v), "no {v} in the fused kernel's PTX");
+    }
+}

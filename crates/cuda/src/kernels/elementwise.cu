@@ -2,6 +2,8 @@
 // with broadcasting through a Layout (op codes = order of BinaryOp), fill and strided copy
 // (materializes transposes, slices and broadcasts). `where` and `cast` are in convert.cu.
 
+// FUSED:BEGIN (the float device functions between these markers are also pasted into the
+// fused-elementwise kernels the machine generates at run time; see src/fused.rs)
 template <typename T>
 __device__ T unary_float(int op, T x, T p0, T p1) {
   const T zero = T(0), one = T(1);
@@ -49,6 +51,7 @@ __device__ T unary_float(int op, T x, T p0, T p1) {
     default: return Lim<T>::nan();
   }
 }
+// FUSED:END
 
 // Integer unary ops: Neg, Abs, Sign, Square, Cube (the host rejects the others).
 template <typename T>
@@ -76,6 +79,7 @@ UNARY_FLOAT(f64, f64)
 UNARY_INT(i32, i32)
 UNARY_INT(i64, i64)
 
+// FUSED:BEGIN
 // NumPy's floor_divide for floats (fmod-based, exact at integers).
 template <typename T>
 __device__ T float_floordiv(T a, T b) {
@@ -111,6 +115,7 @@ __device__ T binary_float(int op, T a, T b) {
     default: return Lim<T>::nan();
   }
 }
+// FUSED:END
 
 template <typename T>
 __device__ T int_pow(T a, T b) {

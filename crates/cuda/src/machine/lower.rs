@@ -68,6 +68,9 @@ pub(crate) enum Kind {
     MaxPoolGrad(PoolGeom),
     AvgPool(PoolGeom),
     AvgPoolGrad(PoolGeom),
+    /// A fused elementwise tree: one generated kernel (see [`crate::fused`]), compiled when
+    /// the machine is created. Operands are full-size or hold one element (broadcast).
+    Fused(std::sync::Arc<gorgon_autodiff::fused::FusedExpr>),
     /// Download the operands (when `inputs`), run the CPU kernel, upload the result.
     Host { inputs: bool },
 }
@@ -181,10 +184,20 @@ pub(crate) fn lower(op: &Op, ins: &[(DType, Vec<usize>)], out: &BufSpec) -> Resu
         Op::MaxPool2dGrad(g) => float(Kind::MaxPoolGrad(*g)),
         Op::AvgPool2d(g) => float(Kind::AvgPool(*g)),
         Op::AvgPool2dGrad { g, .. } => float(Kind::AvgPoolGrad(*g)),
+        // Fused trees of float ops become one generated kernel; operands must be full-size
+        // or single elements (what the compiler's fusion forms), anything else runs on the host.
+        Op::Fused(e) => {
+            let n: usize = out.shape.iter().product();
+            let fits = |(d, s): &(DType, Vec<usize>)| {
+                let len: usize = s.iter().product();
+                *d == out.dtype && (len == 1 || len == n)
+            };
+            let ok = out.dtype.is_float() && ins.iter().all(fits);
+            if ok { Lowered::plain(Kind::Fused(e.clone())) } else { host }
+        }
         // Dropout masks are drawn on the host (the CPU generator, so a seed gives the same
-        // masks on both machines); custom ops are host callbacks by nature. Fused trees never
-        // reach here (the CUDA machine compiles without fusion), but the host runs them right.
-        Op::DropoutMask { .. } | Op::Custom(_) | Op::CustomGrad { .. } | Op::Fused(_) => host,
+        // masks on both machines); custom ops are host callbacks by nature.
+        Op::DropoutMask { .. } | Op::Custom(_) | Op::CustomGrad { .. } => host,
     })
 }
 
