@@ -366,3 +366,75 @@ def test_fused_kernels_match_the_cpu(name, build, n, dtype):
             res.append(np.array(y.value))
     rtol, atol = TOL[dtype]
     np.testing.assert_allclose(res[1], res[0], rtol=rtol * 10, atol=atol * 10)
+
+
+@gpu
+def test_solver_steps_stay_on_the_device_and_values_come_home():
+    """SGD on a GPU machine updates the device copies: no upload of the weights on the next
+    run; ``.value``, another (CPU) machine and ``close`` all see the updated weights."""
+    rng = np.random.default_rng(16)
+    g = gr.Graph()
+    x = g.matrix(gr.float64, (16, 8), name="x", value=rng.normal(size=(16, 8)))
+    w = g.matrix(gr.float64, (8, 4), name="w", value=rng.normal(size=(8, 4)))
+    b = g.vector(gr.float64, 4, name="b", value=np.zeros(4))
+    loss = gr.mean(gr.square(gr.tanh(x @ w + b) - 0.5))
+    gr.grad(loss, [w, b])
+    opt = gr.solvers.SGD(lr=0.5)
+    w0 = np.array(w.value)
+    m = gr.TapeMachine(g, device="cuda")
+    m.run_all()
+    gw = np.array(w.grad)
+    opt.step([w, b])
+    m.run_all()
+    up0 = m.transfers()[0]
+    opt.step([w, b])
+    m.run_all()
+    assert m.transfers()[0] == up0, "a device-side step must not upload the weights again"
+    gpu_loss = float(loss.value)
+    # .value fetches the device copy (one step by hand checks the first update)
+    w_now = np.array(w.value)
+    assert not np.allclose(w_now, w0)
+    # a CPU machine on the same graph runs on the updated weights
+    with gr.TapeMachine(g) as cpu:
+        cpu.run_all()
+        assert float(loss.value) == pytest.approx(gpu_loss, rel=1e-12)
+    # after a host-side let, the GPU machine uploads the new value
+    w.let(w0)
+    b.let(np.zeros(4))
+    m.run_all()
+    assert m.transfers()[0] == up0 + 2
+    opt2 = gr.solvers.SGD(lr=0.5)
+    opt2.step([w, b])
+    m.close()  # writes the device copy back
+    np.testing.assert_allclose(np.array(w.value), w0 - 0.5 * gw, rtol=1e-12)
+
+
+@gpu
+@pytest.mark.parametrize("make", [
+    lambda: gr.solvers.SGD(lr=0.1, momentum=0.9, nesterov=True),
+    lambda: gr.solvers.Adam(lr=0.01),
+    lambda: gr.solvers.AdamW(lr=0.01, weight_decay=0.1),
+    lambda: gr.solvers.RMSProp(lr=0.01),
+    lambda: gr.solvers.AdaGrad(lr=0.1),
+    lambda: gr.solvers.SGD(lr=0.1, clip=0.05, l2=1e-3, batch_size=4),
+], ids=["sgd_nesterov", "adam", "adamw", "rmsprop", "adagrad", "sgd_prep"])
+def test_every_solver_steps_on_the_device_like_the_cpu(make):
+    rng = np.random.default_rng(17)
+    X, W = rng.normal(size=(16, 8)), rng.normal(size=(8, 4))
+    out = []
+    for dev in ("cpu", "cuda"):
+        g = gr.Graph()
+        x = g.matrix(gr.float64, (16, 8), name="x", value=X)
+        w = g.matrix(gr.float64, (8, 4), name="w", value=W)
+        loss = gr.mean(gr.square(gr.tanh(x @ w) - 0.5))
+        gr.grad(loss, [w])
+        opt = make()
+        with gr.TapeMachine(g, device=dev) as m:
+            for _ in range(4):
+                m.run_all()
+                opt.step([w])
+        out.append((np.array(w.value), {k: np.array(v) for k, v in opt.state_dict().items()}))
+    np.testing.assert_allclose(out[1][0], out[0][0], rtol=1e-10, atol=1e-12)
+    assert out[1][1].keys() == out[0][1].keys()
+    for k in out[0][1]:
+        np.testing.assert_allclose(out[1][1][k], out[0][1][k], rtol=1e-10, atol=1e-12, err_msg=k)

@@ -104,6 +104,24 @@ pub trait ResultSource: Send + Sync {
     /// Overwrites the node's value from the last run (same shape and dtype), e.g. a gradient
     /// averaged across processes between `run_all` and a solver step.
     fn overwrite(&self, node: NodeId, value: &TensorView<'_>) -> Option<Result<()>>;
+    /// The newer value of a leaf that this machine updated in its own memory (a solver
+    /// step on a GPU), for [`Graph::mark_newer_on`]; `None` when it holds none.
+    fn leaf_value(&self, _node: NodeId) -> Option<Result<Tensor>> {
+        None
+    }
+    /// Applies one solver step to `params` where their values and gradients live (a GPU
+    /// machine updates its device copies and marks the leaves with
+    /// [`Graph::mark_newer_on`]). `None`: this source cannot, and the host path runs.
+    fn device_step(
+        &self,
+        _rule: &crate::solver::Rule,
+        _prep: &gorgon_core::kernels::optim::GradPrep,
+        _t: u64,
+        _params: &[NodeId],
+        _states: &mut [crate::solver::StateBufs<'_>],
+    ) -> Option<Result<()>> {
+        None
+    }
 }
 
 /// The expression graph.
@@ -121,6 +139,9 @@ pub struct Graph {
     /// `(target leaf, value node)`: after a run, the value is copied into the leaf.
     pub updates: Vec<(NodeId, NodeId)>,
     results: Option<Weak<dyn ResultSource>>,
+    /// Leaves whose current value lives in a machine's memory (updated there by a solver
+    /// step); the stored host value is older until [`crate::vm::sync_leaves`] fetches it.
+    newer: HashMap<NodeId, Weak<dyn ResultSource>>,
     id: u64,
 }
 
@@ -154,6 +175,7 @@ impl Graph {
             grad_of: HashMap::new(),
             updates: Vec::new(),
             results: None,
+            newer: HashMap::new(),
             id: GRAPH_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
     }
@@ -342,7 +364,47 @@ impl Graph {
         }
         self.values[id] = Some(value);
         self.versions[id] = self.versions[id].wrapping_add(1);
+        self.newer.remove(&id);
         Ok(())
+    }
+
+    /// Records that machine `src` now holds a newer value of leaf `id` than the graph (it
+    /// updated its own copy); returns the leaf's new version, which that machine keeps as
+    /// the version of its copy. Other machines see the new version and, before uploading,
+    /// fetch the value through [`crate::vm::sync_leaves`].
+    pub fn mark_newer_on(&mut self, id: NodeId, src: Weak<dyn ResultSource>) -> u64 {
+        self.versions[id] = self.versions[id].wrapping_add(1);
+        self.newer.insert(id, src);
+        self.versions[id]
+    }
+
+    /// True when some machine holds a newer value of a leaf than the graph.
+    pub fn has_newer(&self) -> bool {
+        !self.newer.is_empty()
+    }
+
+    /// The machine holding a newer value of leaf `id`, if any (it may be gone).
+    pub fn newer_on(&self, id: NodeId) -> Option<&Weak<dyn ResultSource>> {
+        self.newer.get(&id)
+    }
+
+    /// The leaves whose newer value lives in a machine, with that machine.
+    pub fn newer_leaves(&self) -> Vec<(NodeId, Weak<dyn ResultSource>)> {
+        self.newer.iter().map(|(&k, v)| (k, v.clone())).collect()
+    }
+
+    /// Stores a leaf's value fetched from the machine that held it newer, if the leaf is
+    /// still at `version` (nothing re-bound it meanwhile). The version does not change:
+    /// machine copies at that version are already current.
+    pub fn install_fetched(&mut self, id: NodeId, value: Tensor, version: u64) {
+        if self.versions.get(id) == Some(&version) && self.newer.remove(&id).is_some() {
+            self.values[id] = Some(Value::Owned(value));
+        }
+    }
+
+    /// Forgets that a leaf's newer value lives elsewhere (its machine is gone).
+    pub fn clear_newer(&mut self, id: NodeId) {
+        self.newer.remove(&id);
     }
 
     /// The stored value of a leaf or constant.
@@ -392,6 +454,8 @@ impl Graph {
     /// A copy of a leaf's or constant's stored value. Op-node values live in machines: use
     /// [`crate::vm::node_value`], which asks the machine after releasing the graph lock (a
     /// graph method must never wait on a machine while the caller holds the graph lock).
+    /// After a solver step on a GPU machine a leaf's newer value lives in that machine
+    /// ([`Graph::has_newer`]); `node_value` fetches it, this method returns the graph's copy.
     pub fn value(&self, id: NodeId) -> Result<Tensor> {
         self.try_node(id)?;
         match self.stored_value(id) {

@@ -52,6 +52,13 @@ pub fn step(graph: &SharedGraph, rule: &Rule, prep: &GradPrep, t: u64, params: &
     if states.len() != params.len() {
         return Err(Error::Internal("solver step: one state list per parameter is required".into()));
     }
+    // Where the values and gradients live on a device, the machine there steps them.
+    let src = crate::vm::read(graph)?.result_source();
+    if let Some(r) = src.and_then(|s| s.device_step(rule, prep, t, params, states)) {
+        return r;
+    }
+    // The host path reads and writes the graph's values: fetch any newer device copies.
+    crate::vm::sync_leaves(graph, Some(params), None)?;
     // Gradients first (copies taken without holding the graph write lock), then updates.
     {
         let g = crate::vm::read(graph)?;

@@ -27,10 +27,38 @@ pub fn write(g: &SharedGraph) -> Result<std::sync::RwLockWriteGuard<'_, Graph>> 
     g.write().map_err(|_| Error::Internal("graph lock poisoned by an earlier panic".into()))
 }
 
+/// Fetches into the graph the leaf values that machines hold newer (after a solver step on
+/// a GPU): every such leaf, or those in `only`. Leaves held by the machine at address
+/// `skip` are left where they are (that machine's own copies are current). Takes no lock
+/// while asking a machine, and a machine's state lock before the graph's, like `run_all`.
+pub fn sync_leaves(g: &SharedGraph, only: Option<&[NodeId]>, skip: Option<*const ()>) -> Result<()> {
+    let pending: Vec<(NodeId, Weak<dyn ResultSource>, u64)> = {
+        let gr = read(g)?;
+        if !gr.has_newer() {
+            return Ok(());
+        }
+        gr.newer_leaves()
+            .into_iter()
+            .filter(|(id, w)| only.is_none_or(|o| o.contains(id)) && skip.is_none_or(|s| !std::ptr::addr_eq(w.as_ptr(), s)))
+            .map(|(id, w)| (id, w, gr.value_version(id)))
+            .collect()
+    };
+    for (id, w, version) in pending {
+        match w.upgrade().and_then(|src| src.leaf_value(id)) {
+            Some(r) => write(g)?.install_fetched(id, r?, version),
+            // The machine is gone (it writes its values back when closed) or no longer
+            // holds one: the graph's value stands.
+            None => write(g)?.clear_newer(id),
+        }
+    }
+    Ok(())
+}
+
 /// A copy of a node's value (leaf/constant, or from the last machine run), taking the graph
 /// lock only briefly: the machine is asked after the graph lock is released, keeping the
 /// lock order (machine state before graph) that `run_all` uses.
 pub fn node_value(g: &SharedGraph, id: NodeId) -> Result<Tensor> {
+    sync_leaves(g, Some(&[id]), None)?;
     let src = {
         let gr = read(g)?;
         gr.try_node(id)?;
@@ -188,6 +216,8 @@ impl TapeMachine {
 
     /// Runs the program once.
     pub fn run_all(&self) -> Result<()> {
+        // Leaves a GPU machine updated in its memory come home first (before our lock).
+        sync_leaves(&self.inner.graph, None, None)?;
         let mut st = self.lock()?;
         if st.closed {
             return Err(Error::Graph("run_all: the machine is closed".into()));

@@ -103,7 +103,7 @@ mod imp {
     use std::sync::{Arc, Mutex, OnceLock};
 
     use cudarc::cublas::CudaBlas;
-    use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DeviceRepr, LaunchConfig, ValidAsZeroBits};
+    use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DeviceRepr, LaunchConfig, PinnedHostSlice, ValidAsZeroBits};
     use gorgon_core::error::fmt_shape;
     use gorgon_core::{CoreError, DType, Device, DeviceKind, Tensor};
 
@@ -169,10 +169,51 @@ mod imp {
         fn slice(b: &CudaBuffer) -> &CudaSlice<Self>;
         fn slice_mut(b: &mut CudaBuffer) -> &mut CudaSlice<Self>;
         fn wrap(s: CudaSlice<Self>) -> BufData;
+        /// This type's page-locked staging buffer of a device.
+        fn staging(s: &mut Staging) -> &mut Option<PinnedHostSlice<Self>>;
+    }
+
+    /// Transfers of up to this many bytes go through a page-locked staging buffer (several
+    /// times faster than copies from pageable memory); larger ones copy directly, so the
+    /// page-locked memory a machine holds stays small.
+    pub(crate) const STAGING_MAX_BYTES: usize = 16 << 20;
+
+    /// Page-locked host buffers, one per element type, grown on demand up to
+    /// [`STAGING_MAX_BYTES`]. Every transfer through one waits for its copy to finish, so a
+    /// buffer is always free when the next transfer starts.
+    #[derive(Default)]
+    pub(crate) struct Staging {
+        f32: Option<PinnedHostSlice<f32>>,
+        f64: Option<PinnedHostSlice<f64>>,
+        i32: Option<PinnedHostSlice<i32>>,
+        i64: Option<PinnedHostSlice<i64>>,
+        u8: Option<PinnedHostSlice<u8>>,
+    }
+
+    /// The staging buffer of `T`, with room for `n` elements, or `None` when `n` elements
+    /// are too many to stage (or page-locked memory cannot be had: the caller copies
+    /// directly instead).
+    fn staging_for<'s, T: DevElem>(ctx: &Arc<CudaContext>, st: &'s mut Staging, n: usize) -> Option<&'s mut PinnedHostSlice<T>> {
+        let bytes = n.checked_mul(std::mem::size_of::<T>())?;
+        if n == 0 || bytes > STAGING_MAX_BYTES {
+            return None;
+        }
+        let slot = T::staging(st);
+        if slot.as_ref().is_none_or(|b| b.len() < n) {
+            // Grow to at least 64 KiB and by doubling, so a few sizes settle quickly.
+            let want = n.max(slot.as_ref().map_or(0, |b| b.len() * 2)).max((64 << 10) / std::mem::size_of::<T>());
+            let want = want.min(STAGING_MAX_BYTES / std::mem::size_of::<T>()).max(n);
+            *slot = None; // frees the old buffer before allocating the new one
+            // SAFETY: the contents are written before they are read (upload) or overwritten
+            // by the device copy before the host reads them (download). Flags 0: ordinary
+            // (cached) page-locked memory, fast for the CPU to read back.
+            *slot = unsafe { ctx.alloc_pinned_with_flags::<T>(want, 0) }.ok();
+        }
+        slot.as_mut()
     }
 
     macro_rules! dev_elem {
-        ($t:ty, $sfx:literal, $var:ident) => {
+        ($t:ty, $sfx:literal, $var:ident, $sfxid:ident) => {
             impl DevElem for $t {
                 const SFX: &'static str = $sfx;
                 fn slice(b: &CudaBuffer) -> &CudaSlice<Self> {
@@ -190,14 +231,17 @@ mod imp {
                 fn wrap(s: CudaSlice<Self>) -> BufData {
                     BufData::$var(s)
                 }
+                fn staging(s: &mut Staging) -> &mut Option<PinnedHostSlice<Self>> {
+                    &mut s.$sfxid
+                }
             }
         };
     }
-    dev_elem!(f32, "f32", F32);
-    dev_elem!(f64, "f64", F64);
-    dev_elem!(i32, "i32", I32);
-    dev_elem!(i64, "i64", I64);
-    dev_elem!(u8, "u8", U8);
+    dev_elem!(f32, "f32", F32, f32);
+    dev_elem!(f64, "f64", F64, f64);
+    dev_elem!(i32, "i32", I32, i32);
+    dev_elem!(i64, "i64", I64, i64);
+    dev_elem!(u8, "u8", U8, u8);
 
     /// Compiled module images per device ordinal, shared by every [`CudaDevice`] of this
     /// process so a second machine on the same GPU does not recompile.
@@ -233,6 +277,8 @@ mod imp {
         pub(crate) index_check_pending: bool,
         uploads: u64,
         downloads: u64,
+        /// Page-locked staging buffers for transfers (dropped before the stream/context).
+        staging: Staging,
         pub(crate) stream: Arc<CudaStream>,
         pub(crate) ctx: Arc<CudaContext>,
     }
@@ -284,6 +330,7 @@ mod imp {
                 index_check_pending: false,
                 uploads: 0,
                 downloads: 0,
+                staging: Staging::default(),
                 stream,
                 ctx,
             })
@@ -311,8 +358,18 @@ mod imp {
             (self.uploads, self.downloads)
         }
 
-        /// `(free, total)` device memory in bytes.
+        /// `(free, total)` device memory in bytes, after waiting for this device's queued
+        /// work and returning the unused memory the stream-ordered allocator keeps reserved
+        /// (its default pool, trimmed to zero): what is not free is really in use.
         pub fn memory_info(&self) -> Result<(usize, usize), CudaError> {
+            self.ctx.bind_to_thread()?;
+            self.stream.synchronize()?;
+            // SAFETY: the device handle comes from the live context; the pool is the
+            // device's default pool, valid for the context's lifetime.
+            unsafe {
+                let pool = cudarc::driver::result::device::get_default_mem_pool(self.ctx.cu_device())?;
+                cudarc::driver::result::mem_pool::trim_to(pool, 0)?;
+            }
             Ok(self.ctx.mem_get_info()?)
         }
 
@@ -376,6 +433,57 @@ mod imp {
                 }
             }
             Err(last_err.unwrap_or_else(|| CudaError::Driver(format!("generated module `{module}` could not be built"))))
+        }
+
+        /// Copies a host slice into a buffer of the same element type and length (one
+        /// upload, through the page-locked staging buffer when it fits).
+        pub(crate) fn upload_from<T: DevElem>(&mut self, src: &[T], dst: &mut CudaBuffer) -> Result<(), CudaError> {
+            if src.len() != dst.len {
+                return Err(CudaError::Unsupported { op: format!("upload of {} elements into a buffer of {}", src.len(), dst.len) });
+            }
+            self.ctx.bind_to_thread()?;
+            self.uploads += 1;
+            let n = src.len();
+            if n == 0 {
+                return Ok(());
+            }
+            let (ctx, st, s) = (&self.ctx, &mut self.staging, &self.stream);
+            let d = T::slice_mut(dst);
+            if let Some(pinned) = staging_for::<T>(ctx, st, n) {
+                let buf = &mut pinned.as_mut_slice()?[..n];
+                buf.copy_from_slice(src);
+                s.memcpy_htod(&*buf, &mut d.slice_mut(0..n))?;
+            } else {
+                s.memcpy_htod(src, &mut d.slice_mut(0..n))?;
+            }
+            s.synchronize()?;
+            Ok(())
+        }
+
+        /// Copies a buffer into a host slice of the same element type and length (one
+        /// download, after the work queued before it).
+        pub(crate) fn download_into<T: DevElem>(&mut self, src: &CudaBuffer, dst: &mut [T]) -> Result<(), CudaError> {
+            if dst.len() != src.len {
+                return Err(CudaError::Unsupported { op: format!("download of a buffer of {} elements into {}", src.len, dst.len()) });
+            }
+            self.ctx.bind_to_thread()?;
+            self.downloads += 1;
+            let n = dst.len();
+            if n == 0 {
+                return Ok(());
+            }
+            let (ctx, st, s) = (&self.ctx, &mut self.staging, &self.stream);
+            let d = T::slice(src);
+            if let Some(pinned) = staging_for::<T>(ctx, st, n) {
+                let buf = &mut pinned.as_mut_slice()?[..n];
+                s.memcpy_dtoh(&d.slice(0..n), &mut *buf)?;
+                s.synchronize()?;
+                dst.copy_from_slice(buf);
+            } else {
+                s.memcpy_dtoh(&d.slice(0..n), dst)?;
+                s.synchronize()?;
+            }
+            Ok(())
         }
 
         /// Allocates without zeroing (for outputs a kernel overwrites completely).
@@ -524,21 +632,33 @@ mod imp {
                 return Ok(());
             }
             fn put<T: DevElem + gorgon_core::Element>(
+                ctx: &Arc<CudaContext>,
+                st: &mut Staging,
                 s: &Arc<CudaStream>,
                 a: &ndarray::ArrayD<T>,
                 d: &mut CudaSlice<T>,
             ) -> Result<(), CudaError> {
                 let std = a.as_standard_layout();
                 let host = std.as_slice().expect("standard layout is contiguous");
-                s.memcpy_htod(host, &mut d.slice_mut(0..host.len()))?;
+                let n = host.len();
+                if let Some(pinned) = staging_for::<T>(ctx, st, n) {
+                    // Fill the page-locked buffer, copy it (a plain slice: cudarc does not
+                    // track it) and wait, so the buffer is free for the next transfer.
+                    let buf = &mut pinned.as_mut_slice()?[..n];
+                    buf.copy_from_slice(host);
+                    s.memcpy_htod(&*buf, &mut d.slice_mut(0..n))?;
+                    s.synchronize()?;
+                    return Ok(());
+                }
+                s.memcpy_htod(host, &mut d.slice_mut(0..n))?;
                 Ok(())
             }
-            let s = &self.stream;
+            let (ctx, st, s) = (&self.ctx, &mut self.staging, &self.stream);
             match (src, &mut dst.data) {
-                (Tensor::F32(a), BufData::F32(d)) => put(s, a, d)?,
-                (Tensor::F64(a), BufData::F64(d)) => put(s, a, d)?,
-                (Tensor::I32(a), BufData::I32(d)) => put(s, a, d)?,
-                (Tensor::I64(a), BufData::I64(d)) => put(s, a, d)?,
+                (Tensor::F32(a), BufData::F32(d)) => put(ctx, st, s, a, d)?,
+                (Tensor::F64(a), BufData::F64(d)) => put(ctx, st, s, a, d)?,
+                (Tensor::I32(a), BufData::I32(d)) => put(ctx, st, s, a, d)?,
+                (Tensor::I64(a), BufData::I64(d)) => put(ctx, st, s, a, d)?,
                 (Tensor::Bool(a), BufData::U8(d)) => {
                     let host: Vec<u8> = a.iter().map(|&b| b as u8).collect();
                     // A copy from pageable memory has been staged when memcpy returns, so
@@ -554,7 +674,15 @@ mod imp {
             self.ctx.bind_to_thread().map_err(CudaError::from)?;
             self.check_index_flag()?;
             self.downloads += 1;
-            fn get<T: DevElem>(s: &Arc<CudaStream>, d: &CudaSlice<T>, n: usize) -> Result<Vec<T>, CudaError> {
+            fn get<T: DevElem>(ctx: &Arc<CudaContext>, st: &mut Staging, s: &Arc<CudaStream>, d: &CudaSlice<T>, n: usize) -> Result<Vec<T>, CudaError> {
+                if let Some(pinned) = staging_for::<T>(ctx, st, n) {
+                    // Copy into the page-locked buffer (a plain slice: cudarc does not track
+                    // it), wait for the copy, then read it.
+                    let buf = &mut pinned.as_mut_slice()?[..n];
+                    s.memcpy_dtoh(&d.slice(0..n), &mut *buf)?;
+                    s.synchronize()?;
+                    return Ok(buf.to_vec());
+                }
                 let mut host = vec![T::default(); n];
                 if n > 0 {
                     s.memcpy_dtoh(&d.slice(0..n), &mut host)?;
@@ -562,13 +690,13 @@ mod imp {
                 s.synchronize()?;
                 Ok(host)
             }
-            let (s, n, shape) = (&self.stream, src.len, src.shape.as_slice());
+            let (ctx, st, s, n, shape) = (&self.ctx, &mut self.staging, &self.stream, src.len, src.shape.as_slice());
             match &src.data {
-                BufData::F32(d) => Tensor::from_vec(get(s, d, n)?, shape),
-                BufData::F64(d) => Tensor::from_vec(get(s, d, n)?, shape),
-                BufData::I32(d) => Tensor::from_vec(get(s, d, n)?, shape),
-                BufData::I64(d) => Tensor::from_vec(get(s, d, n)?, shape),
-                BufData::U8(d) => Tensor::from_vec(get(s, d, n)?.into_iter().map(|v| v != 0).collect::<Vec<bool>>(), shape),
+                BufData::F32(d) => Tensor::from_vec(get(ctx, st, s, d, n)?, shape),
+                BufData::F64(d) => Tensor::from_vec(get(ctx, st, s, d, n)?, shape),
+                BufData::I32(d) => Tensor::from_vec(get(ctx, st, s, d, n)?, shape),
+                BufData::I64(d) => Tensor::from_vec(get(ctx, st, s, d, n)?, shape),
+                BufData::U8(d) => Tensor::from_vec(get(ctx, st, s, d, n)?.into_iter().map(|v| v != 0).collect::<Vec<bool>>(), shape),
             }
         }
 

@@ -23,6 +23,7 @@
 //! compiles without elementwise fusion.
 
 mod lower;
+mod solve;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -69,12 +70,16 @@ struct State {
     trace_log: Vec<String>,
     /// Transfer counts when the device was released.
     final_transfers: (u64, u64),
+    /// Device scratch for solver state of each parameter stepped on the device.
+    opt_state: HashMap<NodeId, Vec<CudaBuffer>>,
 }
 
 struct Inner {
     graph: SharedGraph,
     opts: MachineOptions,
     state: Mutex<State>,
+    /// This machine as the graph sees it (to mark leaves it holds newer values of).
+    me: Weak<Inner>,
 }
 
 /// Compiles a graph once and runs it many times on a CUDA GPU.
@@ -195,8 +200,9 @@ impl CudaMachine {
             watched: HashMap::new(),
             trace_log: Vec::new(),
             final_transfers: (0, 0),
+            opt_state: HashMap::new(),
         };
-        Ok(CudaMachine { inner: Arc::new(Inner { graph, opts, state: Mutex::new(state) }) })
+        Ok(CudaMachine { inner: Arc::new_cyclic(|me| Inner { graph, opts, state: Mutex::new(state), me: me.clone() }) })
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, State>> {
@@ -207,6 +213,9 @@ impl CudaMachine {
     /// instruction, waits for the GPU, applies post-run updates and registers this machine as
     /// the graph's result source.
     pub fn run_all(&self) -> Result<()> {
+        // Leaves another machine updated in its memory come home first (before our lock);
+        // the ones this machine holds newer are current on the device already.
+        gorgon_autodiff::vm::sync_leaves(&self.inner.graph, None, Some(Arc::as_ptr(&self.inner) as *const ()))?;
         let mut guard = self.lock()?;
         let st = &mut *guard;
         if st.closed {
@@ -247,7 +256,10 @@ impl CudaMachine {
                     }
                 }
                 Slot::Stored(n) => {
-                    let v = g.stored_value(n).map(|v| v.view().to_owned()).ok_or_else(|| Error::Internal("update source missing".into()))?;
+                    let v = match stored.get(&n).filter(|_| held_here(&g, n, &self.inner)) {
+                        Some(sb) => dev.download(&sb.buf)?,
+                        None => g.stored_value(n).map(|v| v.view().to_owned()).ok_or_else(|| Error::Internal("update source missing".into()))?,
+                    };
                     g.let_value(target, Value::Owned(v))?;
                 }
             }
@@ -257,9 +269,10 @@ impl CudaMachine {
         for &w in &opts.watch {
             // Watched op nodes are kept by the compiler; leaves and constants come from the
             // graph (never ask a machine here: we hold this one's lock).
-            let v = match program.node_buf.get(&w) {
-                Some(&b) => dev.download(bufs[b].as_ref().ok_or_else(|| Error::Internal("watched buffer missing".into()))?)?,
-                None => g.value(w)?,
+            let v = match (program.node_buf.get(&w), stored.get(&w)) {
+                (Some(&b), _) => dev.download(bufs[b].as_ref().ok_or_else(|| Error::Internal("watched buffer missing".into()))?)?,
+                (None, Some(sb)) if held_here(&g, w, &self.inner) => dev.download(&sb.buf)?,
+                (None, _) => g.value(w)?,
             };
             watched.entry(w).or_default().push(v);
         }
@@ -283,9 +296,26 @@ impl CudaMachine {
             Ok(s) => s,
             Err(p) => p.into_inner(),
         };
+        // Leaf values this machine holds newer than the graph go home before the memory goes.
+        let State { dev, stored, .. } = &mut *st;
+        if let (Some(dev), Ok(mut g)) = (dev.as_mut(), write(&self.inner.graph)) {
+            let _ = dev.ctx.bind_to_thread();
+            let mine: Vec<NodeId> = g.newer_leaves().into_iter().map(|(id, _)| id).filter(|&id| held_here(&g, id, &self.inner)).collect();
+            for id in mine {
+                match stored.get(&id).map(|sb| dev.download(&sb.buf)) {
+                    Some(Ok(t)) => {
+                        let v = g.value_version(id);
+                        g.install_fetched(id, t, v);
+                    }
+                    // Unreadable (a device error): the graph keeps its older value.
+                    _ => g.clear_newer(id),
+                }
+            }
+        }
         st.closed = true;
         st.computed = false;
         st.watched.clear();
+        st.opt_state = HashMap::new();
         if let Some(dev) = st.dev.as_ref() {
             let _ = dev.ctx.bind_to_thread();
             st.final_transfers = dev.transfers();
@@ -400,7 +430,33 @@ impl Inner {
     }
 }
 
+/// True when the graph marks leaf `id` as held newer by machine `inner`.
+fn held_here(g: &Graph, id: NodeId, inner: &Inner) -> bool {
+    g.newer_on(id).is_some_and(|w| std::ptr::addr_eq(w.as_ptr(), inner as *const Inner))
+}
+
 impl ResultSource for Inner {
+    fn leaf_value(&self, node: NodeId) -> Option<Result<Tensor>> {
+        let mut st = match self.lock() {
+            Ok(s) => s,
+            Err(e) => return Some(Err(e)),
+        };
+        let State { dev, stored, .. } = &mut *st;
+        let (dev, sb) = (dev.as_mut()?, stored.get(&node)?);
+        Some(bind(dev).and_then(|_| Ok(dev.download(&sb.buf)?)))
+    }
+
+    fn device_step(
+        &self,
+        rule: &gorgon_autodiff::solver::Rule,
+        prep: &gorgon_core::kernels::optim::GradPrep,
+        t: u64,
+        params: &[NodeId],
+        states: &mut [gorgon_autodiff::solver::StateBufs<'_>],
+    ) -> Option<Result<()>> {
+        self.step_on_device(rule, prep, t, params, states)
+    }
+
     fn value_of(&self, node: NodeId) -> Option<Result<Tensor>> {
         self.with_result(node, |dev, buf| Ok(dev.download(buf)?))
     }

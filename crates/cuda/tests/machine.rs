@@ -334,7 +334,8 @@ fn convnet_training_step_matches_the_cpu_machine() {
             sgd_step(&gc, &params, dt);
             sgd_step(&gg, &params, dt);
             for &p in &params {
-                let (w0, w1) = (gc.read().unwrap().value(p).unwrap(), gg.read().unwrap().value(p).unwrap());
+                // node_value fetches a leaf the GPU machine updated in its memory.
+                let (w0, w1) = (node_value(&gc, p).unwrap(), node_value(&gg, p).unwrap());
                 assert_close(&format!("param #{p} after step {step} ({dt})"), &w1, &w0, tol(dt) * 10.0);
             }
         }
@@ -417,8 +418,10 @@ fn a_thousand_create_run_close_cycles_free_their_memory() {
     }
     // A machine that stays open (and has run, so the context has done every lazy
     // allocation a run makes: cuBLAS workspace, kernel local memory) keeps the primary
-    // context alive between the cycles, so the free memory compares like with like.
-    let probe = gorgon_cuda::CudaDevice::new(0).unwrap();
+    // context alive between the cycles, so the readings compare like with like. Each reading
+    // opens a device of its own (as `gr.cuda.memory_info()` does), waits for it and trims
+    // the stream-ordered allocator's pool first.
+    let free = || gorgon_cuda::CudaDevice::new(0).unwrap().memory_info().unwrap();
     let (g, _) = mlp(DType::F32);
     let g = shared(g);
     let keep = cuda_machine(&g, cuda_opts());
@@ -433,12 +436,17 @@ fn a_thousand_create_run_close_cycles_free_their_memory() {
     for k in 0..5 {
         cycle(k);
     }
-    let (free0, total) = probe.memory_info().unwrap();
+    let (free0, total) = free();
+    let mut trail = vec![free0];
     for k in 0..1000 {
         cycle(k);
+        if [0, 9, 99, 499].contains(&k) {
+            trail.push(free().0);
+        }
     }
-    let (free1, _) = probe.memory_info().unwrap();
+    let (free1, _) = free();
+    trail.push(free1);
     keep.close();
-    eprintln!("free device memory before/after 1,000 machines: {free0} / {free1} of {total} bytes");
+    eprintln!("free device memory at 0, 1, 10, 100, 500, 1000 machines: {trail:?} of {total} bytes");
     assert!(free0.abs_diff(free1) <= 1 << 20, "free memory {free0} → {free1} of {total} bytes after 1,000 cycles");
 }

@@ -55,6 +55,11 @@ impl PyGraph {
     /// asked (lock order: machine state, then graph); with Python callbacks around, the whole
     /// read happens with the GIL released.
     pub fn value_impl<'py>(&self, py: Python<'py>, id: usize) -> PyResult<Bound<'py, PyAny>> {
+        // A leaf a GPU machine updated in its memory (solver step) is fetched first.
+        if read_graph(py, &self.g)?.has_newer() {
+            let g = &self.g;
+            py.detach(|| vm::sync_leaves(g, Some(&[id]), None)).py()?;
+        }
         if callbacks_exist() {
             let g = &self.g;
             let t = py.detach(|| vm::node_value(g, id)).py()?;
