@@ -4,7 +4,8 @@ conv(1→16) → BatchNorm2d → relu → maxpool → conv(16→32) → BatchNor
 dense(128→64) → relu → dense(64→10). The training graph normalizes with batch statistics
 and updates the running statistics after every run; the evaluation graph (layers built with
 ``training=False``) uses the running statistics. Parameters, buffers and the solver state
-are saved with ``gr.save`` and the model is reloaded into a fresh graph.
+are saved with ``gr.save`` and the model is reloaded into a fresh graph. The minibatch loop is
+``train_epochs`` in ``_training.py``.
 
 Run:  python examples/convnet_digits.py [--epochs 10] [--steps N] [--out out]
 """
@@ -14,13 +15,12 @@ from __future__ import annotations
 import os
 import sys
 
-import numpy as np
-
 import gorgon_rs as gr
 from gorgon_rs import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import Progress, accuracy, batches, copy_values, digit_images, parser  # noqa: E402
+from _common import accuracy, digit_images, parser  # noqa: E402
+from _training import train_epochs  # noqa: E402
 
 
 def build(g: gr.Graph, batch: int, training: bool) -> tuple[gr.Node, gr.Node, list[gr.Node], list[gr.Node]]:
@@ -63,34 +63,9 @@ def main() -> None:
     X_eval.let(X_test)
 
     solver = gr.solvers.Adam(lr=args.lr)
-    rng = np.random.default_rng(0)
-    steps_left = args.steps
-    acc = 0.0
-    with gr.TapeMachine(g) as m, gr.TapeMachine(g_eval) as m_eval:
-        for epoch in range(1, args.epochs + 1):
-            nb = len(X_train) // B if steps_left is None else min(len(X_train) // B, steps_left)
-            bar = Progress(nb, f"epoch {epoch}")
-            losses: list[float] = []
-            for idx in batches(len(X_train), B, rng):
-                if len(losses) == nb:
-                    break
-                X.let(X_train[idx])
-                y.let(y_train[idx])
-                m.run_all()
-                solver.step(params)
-                losses.append(float(loss.value))
-                m.reset()
-                bar.update(1, loss=losses[-1])
-            bar.close()
-            copy_values(params_eval + buffers_eval, params + buffers)
-            m_eval.run_all()
-            acc = accuracy(logits_eval.value, y_test)
-            m_eval.reset()
-            print(f"epoch {epoch:2d}  loss {np.mean(losses):.4f}  test acc {acc:.3f}", flush=True)
-            if steps_left is not None:
-                steps_left -= len(losses)
-                if steps_left <= 0:
-                    break
+    train_epochs(g, g_eval, X=X, y=y, loss=loss, params=params, solver=solver, X_train=X_train, y_train=y_train,
+                 batch_size=B, logits_eval=logits_eval, y_test=y_test, eval_nodes=params_eval + buffers_eval,
+                 train_nodes=params + buffers, epochs=args.epochs, steps=args.steps)
 
     model_path = os.path.join(args.out, "convnet_bn.safetensors")
     state_path = os.path.join(args.out, "convnet_bn_adam.safetensors")
