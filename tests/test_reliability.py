@@ -315,8 +315,8 @@ def test_calling_a_closed_function_changes_nothing():
     np.testing.assert_array_equal(x.value, [0.0, 0.0, 1.0])
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: second derivatives of pow at a zero base are NaN where they are 0: "
-                   "d2(x**0)/dx2 and d2(0**y)/dy2 (the where() guarding the first derivative leaks 0*inf)")
+# Fuzz finding, fixed: second derivatives of pow at a zero base were NaN where they are 0
+# (d2(x**0)/dx2 and d2(0**y)/dy2: the where() guarding the first derivative leaked 0*inf)
 def test_pow_second_derivative_at_a_zero_base():
     g = gr.Graph()
     x = g.scalar(gr.float64, name="x", value=0.0)
@@ -328,8 +328,8 @@ def test_pow_second_derivative_at_a_zero_base():
     assert [float(v) for v in gr.function([], [d1, d2, e1, e2])()] == [0.0, 0.0, 0.0, 0.0]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a node listed twice in watch= gets two records per run in m.watched "
-                   "(API.md: watch records each node's value once per run)")
+# Fuzz finding, fixed: a node listed twice in watch= got two records per run in m.watched
+# (API.md: watch records each node's value once per run)
 def test_a_node_watched_twice_is_recorded_once_per_run():
     g = gr.Graph()
     x = g.scalar(gr.float32, name="x", value=1.0)

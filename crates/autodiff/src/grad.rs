@@ -197,25 +197,30 @@ pub fn vjp(g: &mut Graph, y: NodeId, op: &Op, xs: &[NodeId], gy: NodeId, needs: 
                 ),
                 // As PyTorch: d(a^b)/da = b·a^(b−1), taken as 0 where b == 0; d(a^b)/db =
                 // a^b·ln a, taken as 0 where a == 0 and b ≥ 0 (no 0·∞ NaNs at a zero base).
+                // The masked-out branch is computed at a safe base (1), so the derivatives of
+                // these gradients (second derivatives) carry no 0·∞ either.
                 B::Pow => {
                     let zero = scalar_like(g, bb, 0.0);
+                    let one_a = scalar_like(g, a, 1.0);
                     let loc = g.node(y).location.clone();
                     (
                         if needs[0] {
                             let o = scalar_like(g, bb, 1.0);
                             let bm1 = sub(g, bb, o)?;
-                            let p = bin(g, B::Pow, a, bm1)?;
-                            let t = mul(g, bb, p)?;
                             let b0 = bin(g, B::Eq, bb, zero)?;
+                            let a_safe = g.apply(Op::Where, &[b0, one_a, a], loc.clone())?;
+                            let p = bin(g, B::Pow, a_safe, bm1)?;
+                            let t = mul(g, bb, p)?;
                             let t = g.apply(Op::Where, &[b0, zero, t], loc.clone())?;
                             Some(mul(g, gy, t)?)
                         } else { None },
                         if needs[1] {
-                            let l = un(g, U::Log, a)?;
-                            let t = mul(g, y, l)?;
                             let a0 = bin(g, B::Eq, a, zero)?;
                             let bpos = bin(g, B::Ge, bb, zero)?;
                             let mask = mul(g, a0, bpos)?;
+                            let a_safe = g.apply(Op::Where, &[mask, one_a, a], loc.clone())?;
+                            let l = un(g, U::Log, a_safe)?;
+                            let t = mul(g, y, l)?;
                             let t = g.apply(Op::Where, &[mask, zero, t], loc)?;
                             Some(mul(g, gy, t)?)
                         } else { None },

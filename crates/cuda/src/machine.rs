@@ -13,14 +13,17 @@
 //! for it (`value`, `node.value` / `.grad` through [`ResultSource`], `watch`, `nan_guard`,
 //! post-run `updates`). [`CudaMachine::transfers`] counts both.
 //!
-//! Solvers: the CPU solver path works unchanged — `solver::step` reads each gradient through
-//! [`ResultSource`] (one download per parameter), updates the weights on the host, and the
-//! next run re-uploads them (their version changed). Fused on-device updates
-//! ([`CudaDevice::update`]) are the next step.
+//! Solvers: a step whose gradients this machine computed runs on the device (the private
+//! `solve` module): the update kernels change the machine's copies of the parameters in
+//! place and the graph records that the newer values live here; `.value`, other machines, a
+//! host solver step and [`CudaMachine::close`] fetch them. Other steps take the host path —
+//! `solver::step` reads each gradient through [`ResultSource`] and the next run re-uploads
+//! the weights (their version changed).
 //!
+//! Elementwise trees fuse as on the CPU (when the compiler may drop their intermediates:
+//! `outputs=` or gradient intermediates) into one generated kernel each (`crate::fused`).
 //! Ops without a kernel for their dtype, custom ops and dropout masks run on the host
-//! (download operands, CPU kernel, upload); `program()` marks them `(host)`. The CUDA machine
-//! compiles without elementwise fusion.
+//! (download operands, CPU kernel, upload); `program()` marks them `(host)`.
 
 mod lower;
 mod solve;
