@@ -53,6 +53,24 @@ def no_sync() -> None:
     pass
 
 
+def time_training(g: gr.Graph, loss: gr.Node, params: list[gr.Node], lr: float) -> tuple[float, float, float, float]:
+    """Times SGD training steps on a CUDA TapeMachine: returns the first loss and the seconds
+    per step, per ``run_all`` alone and per ``SGD.step`` alone; prints a traced run."""
+    opt = gr.solvers.SGD(lr=lr)
+    with gr.TapeMachine(g, device="cuda") as m:
+        def step() -> None:
+            m.run_all()
+            opt.step(params)
+
+        step()
+        first = float(loss.value)
+        ours = timeit(step, no_sync)
+        run_only = timeit(m.run_all, no_sync)
+        solver_only = timeit(lambda: opt.step(params), no_sync)
+    print_trace(g)
+    return first, ours, run_only, solver_only
+
+
 def print_trace(g: gr.Graph, top: int = 10) -> None:
     """Prints the slowest instructions of one traced run (each synchronized) and the total."""
     with gr.TapeMachine(g, device="cuda", trace=True) as mt:
@@ -153,18 +171,7 @@ class Bench:
                 h = gr.relu(h)
         loss = gr.nn.cross_entropy(h, y)
         gr.grad(loss, params)
-        opt = gr.solvers.SGD(lr=lr)
-        with gr.TapeMachine(g, device="cuda") as m:
-            def step() -> None:
-                m.run_all()
-                opt.step(params)
-
-            step()
-            first = float(loss.value)
-            ours = timeit(step, no_sync)
-            run_only = timeit(m.run_all, no_sync)
-            solver_only = timeit(lambda: opt.step(params), no_sync)
-        print_trace(g)
+        first, ours, run_only, solver_only = time_training(g, loss, params, lr)
         theirs = None
         if self.torch is not None:
             t = self.torch
@@ -216,18 +223,7 @@ class Bench:
         loss = gr.nn.cross_entropy(gr.nn.linear(h, P["d2"], Bn["d2"]), y)
         params = [*P.values(), *Bn.values()]
         gr.grad(loss, params)
-        opt = gr.solvers.SGD(lr=lr)
-        with gr.TapeMachine(g, device="cuda") as m:
-            def step() -> None:
-                m.run_all()
-                opt.step(params)
-
-            step()
-            first = float(loss.value)
-            ours = timeit(step, no_sync)
-            run_only = timeit(m.run_all, no_sync)
-            solver_only = timeit(lambda: opt.step(params), no_sync)
-        print_trace(g)
+        first, ours, run_only, solver_only = time_training(g, loss, params, lr)
         theirs = None
         if self.torch is not None:
             t = self.torch

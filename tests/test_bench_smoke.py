@@ -38,3 +38,14 @@ def test_compare_rejects_unknown_workloads():
     proc = subprocess.run([sys.executable, str(SCRIPT), "--only", "nope"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "unknown workload" in proc.stderr
+
+
+def test_gpu_bench_without_a_gpu_says_why_and_exits_0():
+    import gorgon_rs as gr
+
+    if gr.cuda.is_available():
+        pytest.skip("a GPU is present: benches/gpu_bench.py would run the full GPU benchmark")
+    gpu_script = ROOT / "benches" / "gpu_bench.py"
+    proc = subprocess.run([sys.executable, str(gpu_script)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "no CUDA device" in proc.stdout and gr.cuda.unavailable_reason() in proc.stdout
