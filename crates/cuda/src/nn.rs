@@ -16,25 +16,8 @@ use gorgon_core::{CoreError, DType, Element, Result};
 
 use crate::device::{cfg_elems, expect_dtype, expect_shape, CudaBuffer, CudaDevice, DevElem};
 use crate::layout::ConvGeom;
-use crate::ops::{cudarc_zero, launch};
+use crate::ops::{cudarc_zero, dtype_arm, launch, with_dtype};
 use crate::CudaError;
-
-/// Runs `$body` with `$T` bound to f32 or f64 (callers have checked the dtype is float).
-macro_rules! with_float {
-    ($dt:expr, $T:ident => $body:expr) => {
-        match $dt {
-            DType::F32 => {
-                type $T = f32;
-                $body
-            }
-            DType::F64 => {
-                type $T = f64;
-                $body
-            }
-            dt => return Err(CoreError::DType { op: "cuda kernel", dtype: dt, detail: "needs float32 or float64".into() }),
-        }
-    };
-}
 
 /// Which fused solver update to run (PyTorch's optimizer of the same name).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -314,7 +297,7 @@ impl CudaDevice {
         let mut cols = self.alloc_uninit(x.dtype(), &[g.n as usize, kk, l])?;
         let total = cols.len();
         if total > 0 {
-            with_float!(x.dtype(), T => {
+            with_dtype!(float x.dtype(), T => {
                 let f = self.func("conv", &format!("im2col_{}", <T as DevElem>::SFX))?;
                 launch!(self, f, cfg_elems(total), [g, T::slice(x), T::slice_mut(&mut cols)]);
             });
@@ -354,7 +337,7 @@ impl CudaDevice {
         }
         let total = out.len();
         if total > 0 {
-            with_float!(w.dtype(), T => {
+            with_dtype!(float w.dtype(), T => {
                 let f = self.func("conv", &format!("col2im_{}", <T as DevElem>::SFX))?;
                 launch!(self, f, cfg_elems(total), [&g, T::slice(&cols), T::slice_mut(out)]);
             });
@@ -393,7 +376,7 @@ impl CudaDevice {
         if total == 0 {
             return Ok(());
         }
-        with_float!(dt, T => {
+        with_dtype!(float dt, T => {
             let f = self.func("pool", &format!("{name}_{}", <T as DevElem>::SFX))?;
             match ins {
                 [x] => launch!(self, f, cfg_elems(total), [g, T::slice(x), T::slice_mut(out)]),
@@ -474,7 +457,7 @@ impl CudaDevice {
             return Ok(());
         }
         let nn = n as i64;
-        with_float!(dt, T => {
+        with_dtype!(float dt, T => {
             let f = self.func("optim", &format!("{}_{}", kind.kernel(), <T as DevElem>::SFX))?;
             let cfg = cfg_elems(n);
             match state {

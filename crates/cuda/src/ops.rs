@@ -21,33 +21,35 @@ use cudarc::driver::{DeviceRepr, PushKernelArg};
 unsafe impl DeviceRepr for KernelLayout {}
 unsafe impl DeviceRepr for crate::layout::ConvGeom {}
 
-/// Runs `$body` with `$T` bound to the Rust element type of dtype `$dt`.
+/// One arm of [`with_dtype!`]: `$body` with the type alias `$T = $t` in scope.
+macro_rules! dtype_arm {
+    ($T:ident = $t:ty => $body:expr) => {{
+        type $T = $t;
+        $body
+    }};
+}
+
+/// Runs `$body` with `$T` bound to the Rust element type of dtype `$dt`; with `float` first,
+/// only float32/float64 are accepted (any other dtype returns a `CoreError::DType`).
 macro_rules! with_dtype {
+    (float $dt:expr, $T:ident => $body:expr) => {
+        match $dt {
+            DType::F32 => dtype_arm!($T = f32 => $body),
+            DType::F64 => dtype_arm!($T = f64 => $body),
+            dt => return Err(CoreError::DType { op: "cuda kernel", dtype: dt, detail: "needs float32 or float64".into() }),
+        }
+    };
     ($dt:expr, $T:ident => $body:expr) => {
         match $dt {
-            DType::F32 => {
-                type $T = f32;
-                $body
-            }
-            DType::F64 => {
-                type $T = f64;
-                $body
-            }
-            DType::I32 => {
-                type $T = i32;
-                $body
-            }
-            DType::I64 => {
-                type $T = i64;
-                $body
-            }
-            DType::Bool => {
-                type $T = u8;
-                $body
-            }
+            DType::F32 => dtype_arm!($T = f32 => $body),
+            DType::F64 => dtype_arm!($T = f64 => $body),
+            DType::I32 => dtype_arm!($T = i32 => $body),
+            DType::I64 => dtype_arm!($T = i64 => $body),
+            DType::Bool => dtype_arm!($T = u8 => $body),
         }
     };
 }
+pub(crate) use {dtype_arm, with_dtype};
 
 /// Launches `$func` (already loaded) over `$cfg` with the listed arguments.
 macro_rules! launch {
