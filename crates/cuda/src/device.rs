@@ -248,7 +248,10 @@ mod imp {
     static MODULE_CACHE: OnceLock<Mutex<HashMap<usize, ModuleImages>>> = OnceLock::new();
 
     /// Compiled images of generated sources (fused kernels) by (compute capability, source).
-    static GENERATED_CACHE: OnceLock<Mutex<HashMap<((i32, i32), String), Ptx>>> = OnceLock::new();
+    static GENERATED_CACHE: OnceLock<Mutex<GeneratedImages>> = OnceLock::new();
+
+    /// Images of generated sources keyed by (compute capability, full source).
+    type GeneratedImages = HashMap<((i32, i32), String), Ptx>;
 
     /// Compiled images of every kernel source, as `(source name, image)`.
     type ModuleImages = Vec<(String, Ptx)>;

@@ -429,7 +429,7 @@ fn a_thousand_create_run_close_cycles_free_their_memory() {
     let cycle = |k: usize| {
         let m = cuda_machine(&g, cuda_opts());
         m.run_all().unwrap();
-        if k % 2 == 0 {
+        if k.is_multiple_of(2) {
             m.close();
         } // else: freed by Drop
     };
