@@ -88,18 +88,6 @@ pub fn numel(shape: &[usize]) -> usize {
     shape.iter().product()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    #[test]
-    fn reduce_shapes() {
-        assert_eq!(reduced_shape(&[2, 3, 4], &[1], false), vec![2, 4]);
-        assert_eq!(reduced_shape(&[2, 3, 4], &[0, 2], true), vec![1, 3, 1]);
-        assert!(normalize_axes(Some(&[0, -3]), 3).is_err());
-        assert_eq!(contiguous_strides(&[2, 3, 4]), vec![12, 4, 1]);
-    }
-}
-
 /// Shape equality for hot paths. Equivalent to `a == b`, but never calls `memcmp`: slice
 /// equality on `usize` lowers to `memcmp`, and on some CPUs glibc's AVX-512 `memcmp` takes
 /// ~400 ns for two *empty* slices (dangling pointers of 0-d shapes), which dominated
@@ -113,4 +101,16 @@ mod tests {
 #[inline]
 pub fn same_shape(a: &[usize], b: &[usize]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn reduce_shapes() {
+        assert_eq!(reduced_shape(&[2, 3, 4], &[1], false), vec![2, 4]);
+        assert_eq!(reduced_shape(&[2, 3, 4], &[0, 2], true), vec![1, 3, 1]);
+        assert!(normalize_axes(Some(&[0, -3]), 3).is_err());
+        assert_eq!(contiguous_strides(&[2, 3, 4]), vec![12, 4, 1]);
+    }
 }

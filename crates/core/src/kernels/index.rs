@@ -6,6 +6,7 @@
 //! Indices are validated before anything is written.
 
 use crate::error::{fmt_shape, CoreError, Result};
+use crate::kernels::checks::{check_contiguous, not_contiguous, result_shape_err};
 use crate::{DType, Element, Tensor, TensorView};
 use ndarray::{ArrayD, ArrayViewD};
 use rayon::prelude::*;
@@ -246,13 +247,6 @@ fn internal(name: &'static str, dt: DType) -> CoreError {
     }
 }
 
-fn not_contiguous(name: &'static str) -> CoreError {
-    CoreError::Shape {
-        op: name,
-        detail: "out must be contiguous (row-major)".into(),
-    }
-}
-
 fn check_axis(name: &'static str, axis: usize, ndim: usize) -> Result<()> {
     if axis >= ndim {
         return Err(CoreError::Index {
@@ -274,21 +268,10 @@ fn check_out(name: &'static str, out: &Tensor, dt: DType, want: &[usize]) -> Res
             detail: format!("out must have dtype {}", dt),
         });
     }
-    if !crate::shape::same_shape(out.shape(), &want) {
-        return Err(CoreError::Shape {
-            op: name,
-            detail: format!(
-                "out has shape {} but the result has shape {}",
-                fmt_shape(out.shape()),
-                fmt_shape(want)
-            ),
-        });
+    if !crate::shape::same_shape(out.shape(), want) {
+        return Err(result_shape_err(name, out.shape(), want));
     }
-    let contiguous = crate::match_tensor!(Tensor, out, o => o.is_standard_layout());
-    if !contiguous {
-        return Err(not_contiguous(name));
-    }
-    Ok(())
+    check_contiguous(name, out)
 }
 
 /// Reads int32/int64 indices in row-major order, normalizing negatives (when `wrap`) and

@@ -27,6 +27,9 @@
 //! this CPU. Closing it would need our own AVX-512 packing + micro-kernel, not plumbing.
 
 use crate::error::{fmt_shape, CoreError, Result};
+use crate::kernels::arith::Arith;
+use crate::kernels::checks::{check_contiguous, not_contiguous};
+use crate::kernels::threads::SendPtr;
 use crate::shape::broadcast_shapes;
 use crate::{DType, Element, Tensor, TensorView};
 use ndarray::{ArrayViewD, IxDyn};
@@ -47,10 +50,10 @@ use rayon::prelude::*;
 pub fn matmul(a: &TensorView, b: &TensorView, out: &mut Tensor) -> Result<()> {
     let g = Geometry::new(a, b, out)?;
     match a.dtype() {
-        DType::F32 => float_matmul::<f32>(a, b, out, &g),
-        DType::F64 => float_matmul::<f64>(a, b, out, &g),
-        DType::I32 => int_matmul::<i32>(a, b, out, &g),
-        DType::I64 => int_matmul::<i64>(a, b, out, &g),
+        DType::F32 => batched::<f32>(a, b, out, &g, float_matmul),
+        DType::F64 => batched::<f64>(a, b, out, &g, float_matmul),
+        DType::I32 => batched::<i32>(a, b, out, &g, int_matmul),
+        DType::I64 => batched::<i64>(a, b, out, &g, int_matmul),
         DType::Bool => Err(CoreError::DType {
             op: "matmul",
             dtype: DType::Bool,
@@ -138,13 +141,7 @@ impl Geometry {
                 ),
             });
         }
-        let contiguous = crate::match_tensor!(Tensor, out, o => o.is_standard_layout());
-        if !contiguous {
-            return Err(CoreError::Shape {
-                op: "matmul",
-                detail: "out must be contiguous (row-major)".into(),
-            });
-        }
+        check_contiguous("matmul", out)?;
         Ok(Geometry { m, k, n, batch })
     }
 }
@@ -203,79 +200,36 @@ fn broadcast_operand<'b, T: Element>(
     })
 }
 
-/// A raw pointer that may cross threads; the callers guarantee disjoint writes.
-#[derive(Clone, Copy)]
-struct SendPtr<T>(*mut T);
-// SAFETY: only used to hand disjoint output blocks / shared read-only inputs to rayon tasks
-// that all finish before the borrow they come from ends.
-unsafe impl<T> Send for SendPtr<T> {}
-unsafe impl<T> Sync for SendPtr<T> {}
-impl<T> SendPtr<T> {
-    /// The pointer (a method, so closures capture the whole `Send` wrapper).
-    #[inline]
-    fn get(self) -> *mut T {
-        self.0
-    }
-}
-
-/// f32/f64 GEMM entry point (`C = A B`, β = 0).
-trait Gemm: Element {
+/// `C ← α·A·B + β·C` through matrixmultiply, for f32 and f64 (also the convolution's GEMM).
+pub(crate) trait Gemm: Element {
     /// # Safety
-    /// Pointers and strides must address valid `m×k`, `k×n` and (non-aliasing) `m×n` matrices.
+    /// The pointers and strides must describe valid `m×k`, `k×n`, `m×n` matrices, `C` must
+    /// not alias `A` or `B`.
     #[allow(clippy::too_many_arguments)]
-    unsafe fn gemm(
-        m: usize,
-        k: usize,
-        n: usize,
-        a: *const Self,
-        rsa: isize,
-        csa: isize,
-        b: *const Self,
-        rsb: isize,
-        csb: isize,
-        c: *mut Self,
-        rsc: isize,
-        csc: isize,
+    unsafe fn gemm_raw(
+        m: usize, k: usize, n: usize, alpha: Self,
+        a: *const Self, rsa: isize, csa: isize,
+        b: *const Self, rsb: isize, csb: isize,
+        beta: Self, c: *mut Self, rsc: isize, csc: isize,
     );
 }
 
-impl Gemm for f32 {
-    unsafe fn gemm(
-        m: usize,
-        k: usize,
-        n: usize,
-        a: *const f32,
-        rsa: isize,
-        csa: isize,
-        b: *const f32,
-        rsb: isize,
-        csb: isize,
-        c: *mut f32,
-        rsc: isize,
-        csc: isize,
-    ) {
-        matrixmultiply::sgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, 0.0, c, rsc, csc)
-    }
+macro_rules! impl_gemm {
+    ($($t:ty => $f:path),*) => {$(
+        impl Gemm for $t {
+            unsafe fn gemm_raw(
+                m: usize, k: usize, n: usize, alpha: $t,
+                a: *const $t, rsa: isize, csa: isize,
+                b: *const $t, rsb: isize, csb: isize,
+                beta: $t, c: *mut $t, rsc: isize, csc: isize,
+            ) {
+                // SAFETY: forwarded caller contract.
+                unsafe { $f(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+            }
+        }
+    )*};
 }
-
-impl Gemm for f64 {
-    unsafe fn gemm(
-        m: usize,
-        k: usize,
-        n: usize,
-        a: *const f64,
-        rsa: isize,
-        csa: isize,
-        b: *const f64,
-        rsb: isize,
-        csb: isize,
-        c: *mut f64,
-        rsc: isize,
-        csc: isize,
-    ) {
-        matrixmultiply::dgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, 0.0, c, rsc, csc)
-    }
-}
+impl_gemm!(f32 => matrixmultiply::sgemm, f64 => matrixmultiply::dgemm);
 
 /// Threads the kernels may use (rayon's pool, capped by `GORGON_NUM_THREADS`).
 fn max_threads() -> usize {
@@ -354,11 +308,28 @@ fn choose_plan(nb: usize, m: usize, k: usize, n: usize, nt: usize) -> Plan {
     }
 }
 
-fn float_matmul<T: Gemm>(
+/// The raw operands of one (batched) product, broadcast to `batch + [m, k]` /
+/// `batch + [k, n]`: base pointers, the matrices' strides and the element offsets of every
+/// batch entry's `(a, b)` matrices.
+struct Batched<T> {
+    pa: SendPtr<T>,
+    pb: SendPtr<T>,
+    rsa: isize,
+    csa: isize,
+    rsb: isize,
+    csb: isize,
+    offs: Vec<(isize, isize)>,
+}
+
+/// Broadcasts the operands and runs `kernel` on their raw description and `out`'s contiguous
+/// elements (nothing when `out` is empty). The pointers address the operands' data, which
+/// `a` and `b` borrow for the whole call.
+fn batched<T: Element>(
     a: &TensorView,
     b: &TensorView,
     out: &mut Tensor,
     g: &Geometry,
+    kernel: impl FnOnce(Batched<T>, &mut [T], &Geometry),
 ) -> Result<()> {
     let (m, k, n) = (g.m, g.k, g.n);
     let (a0, b0) = (typed::<T>(a)?, typed::<T>(b)?);
@@ -366,26 +337,35 @@ fn float_matmul<T: Gemm>(
     let bv = broadcast_operand(&b0, &g.batch, k, n)?;
     let o = T::tensor_mut(out).ok_or_else(|| CoreError::DType {
         op: "matmul",
-        dtype: out_dtype::<T>(),
+        dtype: T::DTYPE,
         detail: "internal dtype mismatch".into(),
     })?;
-    let c = o.as_slice_mut().ok_or_else(|| CoreError::Shape {
-        op: "matmul",
-        detail: "out must be contiguous (row-major)".into(),
-    })?;
+    let c = o.as_slice_mut().ok_or_else(|| not_contiguous("matmul"))?;
     if c.is_empty() {
-        return Ok(());
-    }
-    if k == 0 {
-        c.fill(T::zero());
         return Ok(());
     }
     let nd = g.batch.len();
     let (sa, sb) = (av.strides(), bv.strides());
-    let (rsa, csa, rsb, csb) = (sa[nd], sa[nd + 1], sb[nd], sb[nd + 1]);
-    let offs = batch_offsets(&g.batch, &sa[..nd], &sb[..nd]);
-    let pa = SendPtr(av.as_ptr() as *mut T);
-    let pb = SendPtr(bv.as_ptr() as *mut T);
+    let ops = Batched {
+        pa: SendPtr(av.as_ptr()),
+        pb: SendPtr(bv.as_ptr()),
+        rsa: sa[nd],
+        csa: sa[nd + 1],
+        rsb: sb[nd],
+        csb: sb[nd + 1],
+        offs: batch_offsets(&g.batch, &sa[..nd], &sb[..nd]),
+    };
+    kernel(ops, c, g);
+    Ok(())
+}
+
+fn float_matmul<T: Gemm>(ops: Batched<T>, c: &mut [T], g: &Geometry) {
+    let (m, k, n) = (g.m, g.k, g.n);
+    if k == 0 {
+        c.fill(T::zero());
+        return;
+    }
+    let Batched { pa, pb, rsa, csa, rsb, csb, offs } = ops;
     let nt = max_threads();
     let mn = m * n;
     let nb = offs.len();
@@ -399,20 +379,7 @@ fn float_matmul<T: Gemm>(
         unsafe {
             let ap = pa.get().offset(oa + r0 as isize * rsa);
             let bp = pb.get().offset(ob);
-            T::gemm(
-                rows,
-                k,
-                n,
-                ap,
-                rsa,
-                csa,
-                bp,
-                rsb,
-                csb,
-                cblk.as_mut_ptr(),
-                n as isize,
-                1,
-            );
+            T::gemm_raw(rows, k, n, T::one(), ap, rsa, csa, bp, rsb, csb, T::zero(), cblk.as_mut_ptr(), n as isize, 1);
         }
     };
 
@@ -442,67 +409,11 @@ fn float_matmul<T: Gemm>(
             }
         }
     }
-    Ok(())
 }
 
-fn out_dtype<T: Element>() -> DType {
-    T::DTYPE
-}
-
-/// Wrapping integer arithmetic (NumPy integer overflow wraps).
-trait IntMul: Element {
-    fn wmul(self, o: Self) -> Self;
-    fn wadd(self, o: Self) -> Self;
-}
-impl IntMul for i32 {
-    #[inline]
-    fn wmul(self, o: Self) -> Self {
-        self.wrapping_mul(o)
-    }
-    #[inline]
-    fn wadd(self, o: Self) -> Self {
-        self.wrapping_add(o)
-    }
-}
-impl IntMul for i64 {
-    #[inline]
-    fn wmul(self, o: Self) -> Self {
-        self.wrapping_mul(o)
-    }
-    #[inline]
-    fn wadd(self, o: Self) -> Self {
-        self.wrapping_add(o)
-    }
-}
-
-fn int_matmul<T: IntMul>(
-    a: &TensorView,
-    b: &TensorView,
-    out: &mut Tensor,
-    g: &Geometry,
-) -> Result<()> {
+fn int_matmul<T: Arith>(ops: Batched<T>, c: &mut [T], g: &Geometry) {
     let (m, k, n) = (g.m, g.k, g.n);
-    let (a0, b0) = (typed::<T>(a)?, typed::<T>(b)?);
-    let av = broadcast_operand(&a0, &g.batch, m, k)?;
-    let bv = broadcast_operand(&b0, &g.batch, k, n)?;
-    let o = T::tensor_mut(out).ok_or_else(|| CoreError::DType {
-        op: "matmul",
-        dtype: out_dtype::<T>(),
-        detail: "internal dtype mismatch".into(),
-    })?;
-    let c = o.as_slice_mut().ok_or_else(|| CoreError::Shape {
-        op: "matmul",
-        detail: "out must be contiguous (row-major)".into(),
-    })?;
-    if c.is_empty() {
-        return Ok(());
-    }
-    let nd = g.batch.len();
-    let (sa, sb) = (av.strides().to_vec(), bv.strides().to_vec());
-    let offs = batch_offsets(&g.batch, &sa[..nd], &sb[..nd]);
-    let (rsa, csa, rsb, csb) = (sa[nd], sa[nd + 1], sb[nd], sb[nd + 1]);
-    let pa = SendPtr(av.as_ptr() as *mut T);
-    let pb = SendPtr(bv.as_ptr() as *mut T);
+    let Batched { pa, pb, rsa, csa, rsb, csb, offs } = ops;
     let body = |i: usize, cm: &mut [T]| {
         let (oa, ob) = offs[i];
         cm.fill(T::zero());
@@ -514,7 +425,7 @@ fn int_matmul<T: IntMul>(
                     let x = *pa.get().offset(oa + r as isize * rsa + p as isize * csa);
                     let brow = pb.get().offset(ob + p as isize * rsb);
                     for (j, cv) in crow.iter_mut().enumerate() {
-                        *cv = cv.wadd(x.wmul(*brow.offset(j as isize * csb)));
+                        *cv = cv.add(x.mul(*brow.offset(j as isize * csb)));
                     }
                 }
             }
@@ -534,5 +445,4 @@ fn int_matmul<T: IntMul>(
             body(i, cm);
         }
     }
-    Ok(())
 }

@@ -8,6 +8,8 @@
 //! has a scalar fallback that `GORGON_SIMD=scalar` forces. Large kernels split across
 //! threads ([`threads`]); `GORGON_NUM_THREADS` caps them.
 
+mod arith;
+mod checks;
 pub mod conv;
 pub mod elementwise;
 pub mod index;

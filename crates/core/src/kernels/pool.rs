@@ -14,9 +14,11 @@
 
 use crate::error::{fmt_shape, CoreError};
 use crate::kernels::conv::{
-    check_4d, check_float_dtypes, check_out_shape, max_threads, out_slice, par_items, raw4, Conv2dParams, SendPtr,
+    by_float_dtype, check_4d, check_float_dtypes, check_out_shape, max_threads, out_hw, out_slice, par_items, raw4, typed,
+    Conv2dParams,
 };
-use crate::{DType, Element, Float, Result, Tensor, TensorView};
+use crate::kernels::threads::SendPtr;
+use crate::{DType, Float, Result, Tensor, TensorView};
 
 /// Pool sizes.
 #[derive(Clone, Copy, Debug)]
@@ -73,29 +75,127 @@ fn pool_geometry(
             ),
         });
     }
-    let (oh, ow) = p.out_hw((x[2], x[3]), kernel).ok_or_else(|| CoreError::Shape {
-        op,
-        detail: format!(
-            "window {} with dilation {} is larger than the padded input {} (input {}, padding {})",
-            fmt_shape(&[kernel.0, kernel.1]),
-            fmt_shape(&[p.dilation.0, p.dilation.1]),
-            fmt_shape(&[x[2] + 2 * p.padding.0, x[3] + 2 * p.padding.1]),
-            fmt_shape(&x),
-            fmt_shape(&[p.padding.0, p.padding.1]),
-        ),
-    })?;
+    let (oh, ow) = out_hw(op, "window", x, kernel, p)?;
     Ok(PGeom { n: x[0], c: x[1], h: x[2], w: x[3], kh: kernel.0, kw: kernel.1, oh, ow, p })
 }
 
-/// Runs `f(plane_index, chunk)` over `out` split into planes of `plane` elements, in parallel
-/// when `par`.
-fn for_planes<T: Element>(out: &mut [T], plane: usize, par: bool, f: impl Fn(usize, &mut [T]) + Sync + Send) {
-    let parts = if par { max_threads() } else { 1 };
-    let r: std::result::Result<(), ()> = par_items(out, plane, parts, |first, chunk| {
-        chunk.chunks_mut(plane).enumerate().for_each(|(i, d)| f(first + i, d));
+/// Checks of a forward pass: one float dtype, a 4-D input, the window, and `out`'s shape.
+fn forward_geometry(op: &'static str, x: &TensorView, kernel: (usize, usize), p: Conv2dParams, out: &Tensor, dilation: bool) -> Result<(DType, PGeom)> {
+    let dt = check_float_dtypes(op, &[x.dtype()], out.dtype())?;
+    let g = pool_geometry(op, check_4d(op, "input", "(N, C, H, W)", x.shape())?, kernel, p, dilation)?;
+    check_out_shape(op, out.shape(), &[g.n, g.c, g.oh, g.ow])?;
+    Ok((dt, g))
+}
+
+/// Checks of a backward pass: one float dtype (`ins`, `out`), the input-shaped operand `x`
+/// (`(name, shape)`) 4-D, the window, and the gradient's shape.
+#[allow(clippy::too_many_arguments)]
+fn backward_geometry(
+    op: &'static str,
+    ins: &[DType],
+    out: DType,
+    x: (&str, &[usize]),
+    grad: &[usize],
+    kernel: (usize, usize),
+    p: Conv2dParams,
+    dilation: bool,
+) -> Result<(DType, PGeom)> {
+    let dt = check_float_dtypes(op, ins, out)?;
+    let g = pool_geometry(op, check_4d(op, x.0, "(N, C, H, W)", x.1)?, kernel, p, dilation)?;
+    let expect = [g.n, g.c, g.oh, g.ow];
+    if grad != expect {
+        return Err(CoreError::Shape {
+            op,
+            detail: format!(
+                "grad has shape {}, expected {} for input {}",
+                fmt_shape(grad),
+                fmt_shape(&expect),
+                fmt_shape(&[g.n, g.c, g.h, g.w])
+            ),
+        });
+    }
+    Ok((dt, g))
+}
+
+/// Runs a pooling pass plane by plane: `f(i, src, strides, dst)` for every `(n, c)` plane
+/// `i = n·C + c`, with `src` pointing at that plane of `src_view` (the input forward, the
+/// gradient backward; `strides` are its 4-D strides) and `dst` the plane of `out`
+/// (`out_plane` elements). Planes run in parallel when the work is large.
+fn for_planes<T: Float>(
+    op: &'static str,
+    src_view: &TensorView,
+    g: &PGeom,
+    out: &mut Tensor,
+    out_plane: usize,
+    f: impl Fn(usize, *const T, [isize; 4], &mut [T]) + Sync + Send,
+) -> Result<()> {
+    let src = typed::<T>(op, src_view)?;
+    let out = out_slice::<T>(op, out)?;
+    let (sp, s) = raw4(&src);
+    let (c, parts) = (g.c, if g.parallel() { max_threads() } else { 1 });
+    let infallible: std::result::Result<(), std::convert::Infallible> = par_items(out, out_plane, parts, |first, chunk| {
+        for (k, dst) in chunk.chunks_mut(out_plane).enumerate() {
+            // SAFETY: first + k < N·C (one item per plane).
+            f(first + k, unsafe { plane_ptr(sp, s, c, first + k) }, s, dst);
+        }
         Ok(())
     });
-    let _ = r;
+    let _ = infallible;
+    Ok(())
+}
+
+/// The reduction of one pooling window, for the forward pass.
+trait Window: Copy + Sync + Send {
+    /// The value of output `(oy, ox)` from the input plane at `xp` (strides `s[2]`, `s[3]`).
+    ///
+    /// # Safety
+    /// `xp` with strides `s` must address a live `(H, W)` plane matching `g`.
+    unsafe fn value<T: Float>(self, xp: *const T, s: [isize; 4], g: &PGeom, oy: usize, ox: usize) -> T;
+}
+
+/// Max pooling's window: the arg-max's value, −∞ when the window holds no input cell.
+#[derive(Clone, Copy)]
+struct MaxWindow;
+
+impl Window for MaxWindow {
+    #[inline(always)]
+    unsafe fn value<T: Float>(self, xp: *const T, s: [isize; 4], g: &PGeom, oy: usize, ox: usize) -> T {
+        // SAFETY: caller contract.
+        let r = unsafe { window_argmax(xp, s[2], s[3], g, oy, ox) };
+        r.map_or(T::neg_infinity(), |(_, v)| v)
+    }
+}
+
+/// Average pooling's window: the sum over the real cells divided by the window size.
+#[derive(Clone, Copy)]
+struct AvgWindow;
+
+impl Window for AvgWindow {
+    #[inline(always)]
+    unsafe fn value<T: Float>(self, xp: *const T, s: [isize; 4], g: &PGeom, oy: usize, ox: usize) -> T {
+        let (y0, y1, x0, x1, size) = avg_window(g, oy, ox);
+        let mut sum = T::zero();
+        for iy in y0..y1 {
+            for ix in x0..x1 {
+                // SAFETY: iy < H, ix < W.
+                sum += unsafe { *xp.offset(iy as isize * s[2] + ix as isize * s[3]) };
+            }
+        }
+        if y0 == y1 { T::zero() } else { sum / T::from_f64(size as f64) }
+    }
+}
+
+/// The forward pass of window `w`: every output cell is its window's value.
+fn forward_t<T: Float>(op: &'static str, x: &TensorView, g: &PGeom, out: &mut Tensor, w: impl Window) -> Result<()> {
+    let g = *g;
+    for_planes(op, x, &g, out, g.oh * g.ow, move |_, pp, s, dst: &mut [T]| {
+        for oy in 0..g.oh {
+            for ox in 0..g.ow {
+                // SAFETY: pp is a live (H, W) plane with strides s[2], s[3].
+                dst[oy * g.ow + ox] = unsafe { w.value(pp, s, &g, oy, ox) };
+            }
+        }
+    })
 }
 
 /// Pointer to plane `i = n·C + c` of a 4-D strided view.
@@ -169,37 +269,8 @@ unsafe fn window_argmax<T: Float>(xp: *const T, sy: isize, sx: isize, g: &PGeom,
 /// ```
 pub fn max_pool2d(x: &TensorView, kernel: (usize, usize), p: Conv2dParams, out: &mut Tensor) -> Result<()> {
     const OP: &str = "max_pool2d";
-    let dt = check_float_dtypes(OP, &[x.dtype()], out.dtype())?;
-    let xs = check_4d(OP, "input", "(N, C, H, W)", x.shape())?;
-    let g = pool_geometry(OP, xs, kernel, p, true)?;
-    check_out_shape(OP, out.shape(), &[g.n, g.c, g.oh, g.ow])?;
-    match dt {
-        DType::F32 => max_fwd::<f32>(OP, x, &g, out),
-        _ => max_fwd::<f64>(OP, x, &g, out),
-    }
-}
-
-fn typed<'a, T: Element>(op: &'static str, v: &TensorView<'a>) -> Result<ndarray::ArrayViewD<'a, T>> {
-    v.as_array::<T>().ok_or(CoreError::DType { op, dtype: v.dtype(), detail: format!("expected {}", T::DTYPE) })
-}
-
-fn max_fwd<T: Float>(op: &'static str, x: &TensorView, g: &PGeom, out: &mut Tensor) -> Result<()> {
-    let x = typed::<T>(op, x)?;
-    let out = out_slice::<T>(op, out)?;
-    let (xp, s) = raw4(&x);
-    let g = *g;
-    for_planes(out, g.oh * g.ow, g.parallel(), move |i, dst| {
-        // SAFETY: i < N·C (one chunk per plane).
-        let pp = unsafe { plane_ptr(xp, s, g.c, i) };
-        for oy in 0..g.oh {
-            for ox in 0..g.ow {
-                // SAFETY: pp is a live (H, W) plane with strides s[2], s[3].
-                let r = unsafe { window_argmax(pp, s[2], s[3], &g, oy, ox) };
-                dst[oy * g.ow + ox] = r.map_or(T::neg_infinity(), |(_, v)| v);
-            }
-        }
-    });
-    Ok(())
+    let (dt, g) = forward_geometry(OP, x, kernel, p, out, true)?;
+    by_float_dtype!(dt, forward_t(OP, x, &g, out, MaxWindow))
 }
 
 /// Gradient of max pooling: routes each `grad` cell to the first arg-max of its window in `x`.
@@ -208,44 +279,20 @@ fn max_fwd<T: Float>(op: &'static str, x: &TensorView, g: &PGeom, out: &mut Tens
 /// Overlapping windows that share an arg-max accumulate.
 pub fn max_pool2d_backward(x: &TensorView, grad: &TensorView, kernel: (usize, usize), p: Conv2dParams, out: &mut Tensor) -> Result<()> {
     const OP: &str = "max_pool2d_backward";
-    let dt = check_float_dtypes(OP, &[x.dtype(), grad.dtype()], out.dtype())?;
-    let xs = check_4d(OP, "input", "(N, C, H, W)", x.shape())?;
-    let g = pool_geometry(OP, xs, kernel, p, true)?;
-    check_grad_shape(OP, grad.shape(), &g)?;
-    check_out_shape(OP, out.shape(), &xs)?;
-    match dt {
-        DType::F32 => max_bwd::<f32>(OP, x, grad, &g, out),
-        _ => max_bwd::<f64>(OP, x, grad, &g, out),
-    }
-}
-
-fn check_grad_shape(op: &'static str, got: &[usize], g: &PGeom) -> Result<()> {
-    let expect = [g.n, g.c, g.oh, g.ow];
-    if got != expect {
-        return Err(CoreError::Shape {
-            op,
-            detail: format!(
-                "grad has shape {}, expected {} for input {}",
-                fmt_shape(got),
-                fmt_shape(&expect),
-                fmt_shape(&[g.n, g.c, g.h, g.w])
-            ),
-        });
-    }
-    Ok(())
+    let ins = [x.dtype(), grad.dtype()];
+    let (dt, g) = backward_geometry(OP, &ins, out.dtype(), ("input", x.shape()), grad.shape(), kernel, p, true)?;
+    check_out_shape(OP, out.shape(), &[g.n, g.c, g.h, g.w])?;
+    by_float_dtype!(dt, max_bwd(OP, x, grad, &g, out))
 }
 
 fn max_bwd<T: Float>(op: &'static str, x: &TensorView, grad: &TensorView, g: &PGeom, out: &mut Tensor) -> Result<()> {
     let x = typed::<T>(op, x)?;
-    let grad = typed::<T>(op, grad)?;
-    let out = out_slice::<T>(op, out)?;
     let (xp, s) = raw4(&x);
-    let (gp, gs) = raw4(&grad);
     let g = *g;
-    for_planes(out, g.h * g.w, g.parallel(), move |i, dst| {
+    for_planes(op, grad, &g, out, g.h * g.w, move |i, gpp, gs, dst: &mut [T]| {
         dst.fill(T::zero());
-        // SAFETY: i < N·C for both x and grad (same N, C).
-        let (pp, gpp) = unsafe { (plane_ptr(xp, s, g.c, i), plane_ptr(gp, gs, g.c, i)) };
+        // SAFETY: i < N·C for x too (same N, C as grad).
+        let pp = unsafe { plane_ptr(xp, s, g.c, i) };
         for oy in 0..g.oh {
             for ox in 0..g.ow {
                 // SAFETY: live planes; (oy, ox) inside grad's (oH, oW).
@@ -256,8 +303,7 @@ fn max_bwd<T: Float>(op: &'static str, x: &TensorView, grad: &TensorView, g: &PG
                 }
             }
         }
-    });
-    Ok(())
+    })
 }
 
 /// PyTorch's window for average pooling: the real-cell ranges `[y0, y1) × [x0, x1)` and the
@@ -296,39 +342,8 @@ fn avg_window(g: &PGeom, oy: usize, ox: usize) -> (usize, usize, usize, usize, u
 /// ```
 pub fn avg_pool2d(x: &TensorView, kernel: (usize, usize), p: Conv2dParams, out: &mut Tensor) -> Result<()> {
     const OP: &str = "avg_pool2d";
-    let dt = check_float_dtypes(OP, &[x.dtype()], out.dtype())?;
-    let xs = check_4d(OP, "input", "(N, C, H, W)", x.shape())?;
-    let g = pool_geometry(OP, xs, kernel, p, false)?;
-    check_out_shape(OP, out.shape(), &[g.n, g.c, g.oh, g.ow])?;
-    match dt {
-        DType::F32 => avg_fwd::<f32>(OP, x, &g, out),
-        _ => avg_fwd::<f64>(OP, x, &g, out),
-    }
-}
-
-fn avg_fwd<T: Float>(op: &'static str, x: &TensorView, g: &PGeom, out: &mut Tensor) -> Result<()> {
-    let x = typed::<T>(op, x)?;
-    let out = out_slice::<T>(op, out)?;
-    let (xp, s) = raw4(&x);
-    let g = *g;
-    for_planes(out, g.oh * g.ow, g.parallel(), move |i, dst| {
-        // SAFETY: i < N·C.
-        let pp = unsafe { plane_ptr(xp, s, g.c, i) };
-        for oy in 0..g.oh {
-            for ox in 0..g.ow {
-                let (y0, y1, x0, x1, size) = avg_window(&g, oy, ox);
-                let mut sum = T::zero();
-                for iy in y0..y1 {
-                    for ix in x0..x1 {
-                        // SAFETY: iy < H, ix < W.
-                        sum += unsafe { *pp.offset(iy as isize * s[2] + ix as isize * s[3]) };
-                    }
-                }
-                dst[oy * g.ow + ox] = if y0 == y1 { T::zero() } else { sum / T::from_f64(size as f64) };
-            }
-        }
-    });
-    Ok(())
+    let (dt, g) = forward_geometry(OP, x, kernel, p, out, false)?;
+    by_float_dtype!(dt, forward_t(OP, x, &g, out, AvgWindow))
 }
 
 /// Gradient of average pooling into `out` (the input's shape).
@@ -337,25 +352,14 @@ fn avg_fwd<T: Float>(op: &'static str, x: &TensorView, g: &PGeom, out: &mut Tens
 /// `grad / divisor` from every window that covers it.
 pub fn avg_pool2d_backward(grad: &TensorView, kernel: (usize, usize), p: Conv2dParams, out: &mut Tensor) -> Result<()> {
     const OP: &str = "avg_pool2d_backward";
-    let dt = check_float_dtypes(OP, &[grad.dtype()], out.dtype())?;
-    let xs = check_4d(OP, "output", "(N, C, H, W)", out.shape())?;
-    let g = pool_geometry(OP, xs, kernel, p, false)?;
-    check_grad_shape(OP, grad.shape(), &g)?;
-    match dt {
-        DType::F32 => avg_bwd::<f32>(OP, grad, &g, out),
-        _ => avg_bwd::<f64>(OP, grad, &g, out),
-    }
+    let (dt, g) = backward_geometry(OP, &[grad.dtype()], out.dtype(), ("output", out.shape()), grad.shape(), kernel, p, false)?;
+    by_float_dtype!(dt, avg_bwd(OP, grad, &g, out))
 }
 
 fn avg_bwd<T: Float>(op: &'static str, grad: &TensorView, g: &PGeom, out: &mut Tensor) -> Result<()> {
-    let grad = typed::<T>(op, grad)?;
-    let out = out_slice::<T>(op, out)?;
-    let (gp, gs) = raw4(&grad);
     let g = *g;
-    for_planes(out, g.h * g.w, g.parallel(), move |i, dst| {
+    for_planes(op, grad, &g, out, g.h * g.w, move |_, gpp, gs, dst: &mut [T]| {
         dst.fill(T::zero());
-        // SAFETY: i < N·C.
-        let gpp = unsafe { plane_ptr(gp, gs, g.c, i) };
         for oy in 0..g.oh {
             for ox in 0..g.ow {
                 let (y0, y1, x0, x1, size) = avg_window(&g, oy, ox);
@@ -372,8 +376,7 @@ fn avg_bwd<T: Float>(op: &'static str, grad: &TensorView, g: &PGeom, out: &mut T
                 }
             }
         }
-    });
-    Ok(())
+    })
 }
 
 #[cfg(test)]

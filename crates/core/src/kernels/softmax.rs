@@ -11,6 +11,8 @@
 //! all `-inf` gives NaN (as PyTorch does), and NaN propagates.
 
 use crate::error::{fmt_shape, CoreError, Result};
+use crate::kernels::arith::vmax;
+use crate::kernels::checks::not_contiguous;
 use crate::kernels::reduce::{max_slice, multiversion, sum_slice, RElem};
 use crate::kernels::vmath::{VFunc, VMath};
 use crate::{DType, Float, Tensor, TensorView};
@@ -105,13 +107,6 @@ pub fn softmax_backward(
     Ok(())
 }
 
-fn not_contiguous(name: &'static str) -> CoreError {
-    CoreError::Shape {
-        op: name,
-        detail: "out must be contiguous (row-major)".into(),
-    }
-}
-
 fn internal(name: &'static str, dt: DType) -> CoreError {
     CoreError::DType {
         op: name,
@@ -186,17 +181,6 @@ fn split(shape: &[usize], axis: usize) -> (usize, usize, usize) {
         shape[axis],
         shape[axis + 1..].iter().product(),
     )
-}
-
-/// NaN-propagating max.
-#[inline(always)]
-#[allow(clippy::eq_op)]
-fn vmax<T: SElem>(acc: T, x: T) -> T {
-    if (x > acc) | (x != x) {
-        x
-    } else {
-        acc
-    }
 }
 
 multiversion! {

@@ -39,6 +39,25 @@ fn parse_cap(v: Option<&str>) -> Option<usize> {
     v.and_then(|s| s.trim().parse::<usize>().ok()).filter(|&n| n > 0)
 }
 
+/// A raw read-only pointer that may cross into the closures of parallel kernels. Every use
+/// reads, while the array it came from is borrowed, a region the owning kernel has proven in
+/// bounds.
+#[derive(Clone, Copy)]
+pub(crate) struct SendPtr<T>(pub(crate) *const T);
+// SAFETY: the pointee is only read, and only while the borrowed array it came from is alive
+// (the kernels hold the borrow for the whole parallel region).
+unsafe impl<T: Sync> Send for SendPtr<T> {}
+// SAFETY: as above; shared reads of `T: Sync` data are fine from any thread.
+unsafe impl<T: Sync> Sync for SendPtr<T> {}
+
+impl<T> SendPtr<T> {
+    /// The pointer (a method, so closures capture the whole `Send` wrapper).
+    #[inline(always)]
+    pub(crate) fn get(self) -> *const T {
+        self.0
+    }
+}
+
 /// How many threads kernels may use.
 pub fn num_threads() -> usize {
     let cap = *ENV_CAP.get_or_init(|| parse_cap(std::env::var("GORGON_NUM_THREADS").ok().as_deref()));
