@@ -75,12 +75,32 @@ macro_rules! map_tensor {
     };
 }
 
-/// Allocates a vector of `n` default elements, reporting failure instead of aborting.
+/// Physical memory plus swap in bytes (Linux: `/proc/meminfo`), read once; `None` where it
+/// cannot be read. No single buffer may be larger: on a system that overcommits memory such
+/// a reservation would succeed and the process would be killed while filling it.
+fn memory_ceiling() -> Option<usize> {
+    static CEILING: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    *CEILING.get_or_init(|| {
+        let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+        let kib = |key: &str| -> Option<usize> {
+            let line = info.lines().find(|l| l.starts_with(key))?;
+            line.split_whitespace().nth(1)?.parse::<usize>().ok()
+        };
+        let total = kib("MemTotal:")?.checked_add(kib("SwapTotal:").unwrap_or(0))?;
+        total.checked_mul(1024)
+    })
+}
+
+/// Allocates a vector of `n` default elements, reporting failure instead of aborting. A
+/// request larger than the machine's memory (RAM plus swap) fails at once.
 pub fn try_alloc<T: Element>(n: usize, shape: &[usize]) -> Result<Vec<T>> {
     let bytes = n.checked_mul(std::mem::size_of::<T>()).ok_or_else(|| CoreError::Alloc {
         bytes: usize::MAX,
         shape: fmt_shape(shape),
     })?;
+    if memory_ceiling().is_some_and(|limit| bytes > limit) {
+        return Err(CoreError::Alloc { bytes, shape: fmt_shape(shape) });
+    }
     let mut v: Vec<T> = Vec::new();
     v.try_reserve_exact(n)
         .map_err(|_| CoreError::Alloc { bytes, shape: fmt_shape(shape) })?;
@@ -337,6 +357,20 @@ impl<'a> TensorView<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_buffer_larger_than_the_machine_fails_at_once() {
+        // 2^42 f32 = 16 TiB: more than RAM plus swap here, whether or not the kernel would
+        // overcommit the reservation (filling it would get the process killed).
+        match try_alloc::<f32>(1 << 42, &[1 << 21, 1 << 21]) {
+            Err(CoreError::Alloc { bytes, shape }) => {
+                assert_eq!(bytes, 1 << 44);
+                assert!(shape.contains("2097152"), "{shape}");
+            }
+            other => panic!("expected an allocation error, got {:?}", other.map(|v| v.len())),
+        }
+        assert_eq!(try_alloc::<f64>(4, &[4]).unwrap(), vec![0.0; 4]);
+    }
 
     #[test]
     fn views_do_not_copy() {

@@ -448,5 +448,10 @@ fn a_thousand_create_run_close_cycles_free_their_memory() {
     trail.push(free1);
     keep.close();
     eprintln!("free device memory at 0, 1, 10, 100, 500, 1000 machines: {trail:?} of {total} bytes");
-    assert!(free0.abs_diff(free1) <= 1 << 20, "free memory {free0} → {free1} of {total} bytes after 1,000 cycles");
+    // No leak: memory in use after 1,000 machines is not above its starting value (+1 MiB).
+    // On the H100 it ends 128–192 MiB *below* it: free memory rises between the 10th and the
+    // 500th machine (allocations made by the first machines' libraries are given back later)
+    // and never falls, so only growth is an error here. tests/test_cuda.py checks the same
+    // cycle from Python, where the readings agree within 1 MiB both ways.
+    assert!(free1 + (1 << 20) >= free0, "memory in use grew: free {free0} → {free1} of {total} bytes after 1,000 cycles (trail {trail:?})");
 }
