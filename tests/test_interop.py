@@ -128,8 +128,12 @@ def test_torch_dtypes_map_to_numpy() -> None:
 
 def test_jax_array_in() -> None:
     jnp: Any = pytest.importorskip("jax.numpy")
-    j = jnp.arange(5, dtype=jnp.float32) * 0.5
+    jax: Any = pytest.importorskip("jax")
+    # On a GPU machine JAX puts arrays on the GPU: from_dlpack copies those to the host.
+    j = jax.device_put(jnp.arange(5, dtype=jnp.float32) * 0.5, jax.devices("cpu")[0])
     a = gr.from_dlpack(j)
+    if jax.default_backend() != "cpu":
+        np.testing.assert_array_equal(gr.from_dlpack(jnp.arange(5, dtype=jnp.float32)), np.arange(5, dtype=np.float32))
     np.testing.assert_array_equal(a, np.arange(5, dtype=np.float32) * 0.5)
     g = gr.Graph()
     x = g.vector(gr.float32, 5, name="x")

@@ -117,8 +117,20 @@ def from_dlpack(obj: Any) -> npt.NDArray[Any]:
         >>> b.ctypes.data == a.ctypes.data             # the same memory, no copy
         True
         >>> x = gr.Graph().vector(gr.float64, 3); x.let(b)
+
+    An array on a GPU (JAX or PyTorch CUDA arrays) is copied to the host when its producer
+    can do that through DLPack (NumPy ≥ 2.1); otherwise this raises BufferError saying so.
     """
-    return np.from_dlpack(obj)
+    try:
+        return np.from_dlpack(obj)
+    except BufferError as first:
+        try:
+            return np.from_dlpack(obj, device="cpu", copy=True)  # type: ignore[call-arg,unused-ignore]
+        except (TypeError, ValueError, BufferError, NotImplementedError):
+            raise BufferError(
+                f"gr.from_dlpack: {type(obj).__name__} is not in host memory and could not be "
+                f"copied there through DLPack ({first}); copy it to the CPU first (e.g. "
+                "np.asarray(x), x.cpu())") from first
 
 
 def seed(n: int) -> None:

@@ -12,7 +12,9 @@ Conventions
   FileNotFoundError / OSError; a Rust panic becomes InternalError (never PanicException).
   An exception raised by a custom op's Python callback comes back unchanged.
 - Long-running calls (runs, compilation, solver steps, file I/O) release the GIL; no call
-  blocks on a Rust lock while holding the GIL.
+  blocks on a Rust lock while holding the GIL. A run of a tiny program (a few small
+  elementwise steps: ``TapeMachine::is_quick`` in crates/autodiff/src/vm.rs) whose locks are
+  free runs with the GIL held: releasing and re-taking it would cost more than the run.
 - Arrays returned are always new NumPy arrays (never views of machine buffers).
 """
 from typing import Any, Callable, Optional, Self, Sequence, final
@@ -20,13 +22,13 @@ from typing import Any, Callable, Optional, Self, Sequence, final
 import numpy.typing as npt
 
 __all__ = [
-    "Graph", "TapeMachine", "LispMachine", "Function", "CustomOp", "solver_step", "save_safetensors",
+    "Graph", "NodeBase", "TapeMachine", "LispMachine", "Function", "CustomOp", "solver_step", "save_safetensors",
     "load_safetensors", "seed", "cuda_is_available", "cuda_device_count", "cuda_unavailable_reason", "cuda_memory_info",
     "simd_level", "_debug_panic", "dtypes",
 ]
 
 # The classes are PyO3 classes: built by ``__new__`` (there is no Python ``__init__``) and
-# final (they cannot be subclassed). A default written ``...`` is an empty list (``watch``).
+# final (they cannot be subclassed), except ``NodeBase``, the base of ``gorgon_rs.Node``. A default written ``...`` is an empty list (``watch``).
 # ``python -m mypy.stubtest gorgon_rs._native`` (run by ``make test``) checks this file
 # against the compiled module.
 
@@ -48,6 +50,9 @@ class Graph:
         """Builds (or finds, by hash-consing) an op node; shape/dtype checked now. Op names and
         attrs are listed in crates/autodiff/src/op.rs (``Op::parse``). Attr values: None, bool,
         int, float, str (dtype names) or sequences of ints."""
+    def apply_node(self, op: str, inputs: list[int], attrs: Optional[dict[str, Any]] = None,
+                   location: Optional[str] = None) -> tuple[int, Optional[str], tuple[int, ...], str]:
+        """``apply``, also returning ``(id, name, shape, dtype)`` of the node in the same call."""
     def apply_custom(self, op: "CustomOp", inputs: Sequence[int], location: Optional[str] = None) -> int:
         """Builds a node of a Python custom op (output dtype: the first input's)."""
     def node_info(self, id: int) -> tuple[Optional[str], tuple[int, ...], str, str]:
@@ -87,6 +92,19 @@ class Graph:
     def num_nodes(self) -> int: ...
     def same(self, other: "Graph") -> bool: ...
 
+class NodeBase:
+    """The native part of ``gorgon_rs.Node`` (the one native class meant to be subclassed):
+    the node's graph and id, and the let/run/value cycle's per-call methods at C level."""
+    def __new__(cls, graph: Graph, id: int) -> Self:
+        """A handle on node ``id`` of ``graph`` (checked when used: GraphError for an id the
+        graph does not have, as for the Graph methods)."""
+    def let(self, value: npt.ArrayLike) -> None:
+        """``Graph.let(id, value)``; a value it refuses is converted by
+        ``gorgon_rs.graph._convert_for`` (NumPy ``same_kind`` casting) and bound."""
+    @property
+    def value(self) -> npt.NDArray[Any]:
+        """``Graph.value(id)``: a new array with the node's current value."""
+
 @final
 class TapeMachine:
     def __new__(cls, graph: Graph, device: str = "cpu", watch: Sequence[int] = ..., nan_guard: bool = False,
@@ -95,7 +113,7 @@ class TapeMachine:
         released. device "cuda"/"cuda:N" runs it on that GPU (DeviceError with the reason when
         it cannot be used); unknown device: ValueError."""
     def run_all(self) -> None:
-        """Runs the program once with the GIL released."""
+        """Runs the program once with the GIL released (a tiny program: held)."""
     def reset(self) -> None: ...
     def close(self) -> None:
         """Frees every buffer now (idempotent); later runs raise GraphError."""

@@ -8,12 +8,12 @@ from typing import Any, Union
 import numpy as np
 
 from ._ops_common import _node
-from .graph import DTypeLike, Node, Operand, _apply, _is_py_scalar, _lift, _lift_pair, _same_graph, as_dtype
+from .graph import DTypeLike, Node, Operand, _apply, _is_py_scalar, _lift, _lift_pair, _same_graph, _where, as_dtype
 
 
 def _binary(op: str, a: Any, b: Any) -> Node:
-    x, y = _lift_pair(op, a, b)
-    return _apply(op, [x, y])
+    x, y = _lift_pair(op, a, b)  # two nodes of one graph
+    return x.graph._build(op, [x._id, y._id], None, _where())
 
 
 def add(a: Operand, b: Operand) -> Node:
@@ -181,10 +181,12 @@ _INT_OK = {"neg", "abs", "sign", "square", "cube", "relu"}
 
 
 def _unary(op: str, x: Any, **attrs: Any) -> Node:
-    x = _node(x, op)
-    if x.dtype.kind in "iub" and op not in _INT_OK:
-        x = cast(x, np.float64)  # NumPy: float math on ints gives float64
-    return _apply(op, [x], **attrs)
+    n = _node(x, op)
+    if n.dtype.kind in "iub" and op not in _INT_OK:
+        n = cast(n, np.float64)  # NumPy: float math on ints gives float64
+    if attrs:
+        return _apply(op, [n], **attrs)
+    return n.graph._build(op, [n._id], None, _where())
 
 
 def neg(x: Node) -> Node:

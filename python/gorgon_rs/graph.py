@@ -31,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _native
-from .errors import DTypeError, GraphError, InternalError, ShapeError
+from .errors import DTypeError, GraphError, ShapeError
 
 __all__ = ["Graph", "Node", "as_dtype", "DTypeLike", "ShapeLike", "InitLike", "Axis", "Operand"]
 
@@ -47,22 +47,34 @@ InitLike = Union[Callable[[tuple[int, ...], np.dtype[Any]], npt.ArrayLike], npt.
 Axis = Union[None, int, Sequence[int]]
 
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
-_in_pkg: dict[str, bool] = {}
+#: file name -> "" for files of this package, else the base name shown in locations.
+_file_base: dict[str, str] = {}
 
 _SUPPORTED = {"float32", "float64", "int32", "int64", "bool"}
+#: dtype -> its name (``dtype.name`` is a Python-level property in NumPy 2, slow per node).
+_dtype_names: dict[np.dtype[Any], str] = {}
+#: dtype name -> dtype, for the names the native graph reports.
+_dtypes_by_name: dict[str, np.dtype[Any]] = {n: np.dtype(n) for n in _SUPPORTED}
+
+
+def _dtype_name(d: np.dtype[Any]) -> str:
+    name = _dtype_names.get(d)
+    if name is None:
+        name = _dtype_names[d] = d.name
+    return name
 
 
 def _where() -> str:
     """``file.py:LINE`` of the first frame outside the gorgon_rs package."""
     f: Any = sys._getframe(1)
-    cache = _in_pkg
+    cache = _file_base
     while f is not None:
         fn = f.f_code.co_filename
-        inside = cache.get(fn)
-        if inside is None:
-            inside = cache[fn] = os.path.abspath(fn).startswith(_PKG_DIR)
-        if not inside:
-            return f"{os.path.basename(fn)}:{f.f_lineno}"
+        base = cache.get(fn)
+        if base is None:
+            base = cache[fn] = "" if os.path.abspath(fn).startswith(_PKG_DIR) else os.path.basename(fn)
+        if base:
+            return f"{base}:{f.f_lineno}"
         f = f.f_back
     return "<unknown>"
 
@@ -80,7 +92,7 @@ def as_dtype(dtype: DTypeLike) -> np.dtype[Any]:
         d = np.dtype(dtype)
     except TypeError:
         raise DTypeError(f"not a dtype: {dtype!r}") from None
-    if d.name not in _SUPPORTED:
+    if _dtype_name(d) not in _SUPPORTED:
         raise DTypeError(f"unsupported dtype {d.name} (gorgon_rs supports float32, float64, int32, int64 and bool)")
     return d
 
@@ -116,11 +128,13 @@ class Graph:
         (3, 2)
     """
 
-    __slots__ = ("_g", "_nodes", "__weakref__")
+    __slots__ = ("_g", "_nodes", "_consts", "__weakref__")
 
     def __init__(self, stabilize: bool = True) -> None:
         self._g: _native.Graph = _native.Graph(bool(stabilize))
         self._nodes: list[Optional[Node]] = []
+        # Python scalars lifted to constants, by (type, value, dtype): see ``_lift``.
+        self._consts: dict[tuple[type, Any, np.dtype[Any]], Node] = {}
 
     # -- node objects ------------------------------------------------------------------------
 
@@ -133,14 +147,30 @@ class Graph:
         else:
             nodes.extend([None] * (nid + 1 - len(nodes)))
         name, shape, dtype, _kind = self._g.node_info(nid)
-        n = Node.__new__(Node)
+        return self._new_node(nid, name, shape, dtype)
+
+    def _build(self, op: str, ids: list[int], attrs: Optional[dict[str, Any]], location: str) -> "Node":
+        """The node of ``op`` on ``ids`` (new, or an identical one found by the native graph),
+        with its facts from the same native call."""
+        nid, name, shape, dtype = self._g.apply_node(op, ids, attrs, location)
+        nodes = self._nodes
+        if nid < len(nodes):
+            n = nodes[nid]
+            if n is not None:
+                return n
+        else:
+            nodes.extend([None] * (nid + 1 - len(nodes)))
+        return self._new_node(nid, name, shape, dtype)
+
+    def _new_node(self, nid: int, name: Optional[str], shape: tuple[int, ...], dtype: str) -> "Node":
+        n = _node_object(Node, self._g, nid)
         n.graph = self
         n._g = self._g
         n._id = nid
         n.shape = shape
-        n.dtype = np.dtype(dtype)
+        n.dtype = _dtypes_by_name.get(dtype) or np.dtype(dtype)
         n._name = name
-        nodes[nid] = n
+        self._nodes[nid] = n
         return n
 
     # -- building ------------------------------------------------------------------------------
@@ -227,7 +257,7 @@ class Graph:
         a = np.asarray(value) if dtype is None else np.asarray(value, dtype=as_dtype(dtype))
         if a.dtype.kind not in "biuf":
             raise DTypeError(f"constant: cannot hold values of dtype {a.dtype} (at {_where()})")
-        if a.dtype.name not in _SUPPORTED:
+        if _dtype_name(a.dtype) not in _SUPPORTED:
             a = a.astype(np.float64 if a.dtype.kind == "f" else np.int64)
         nid = self._g.constant(np.asarray(a, order="C"), name, _where())
         return self._node(nid)
@@ -286,11 +316,15 @@ def _convert_for(node: "Node", value: Any) -> npt.NDArray[Any]:
     return np.require(a, dtype=node.dtype, requirements=["C", "A"])
 
 
-class Node:
+class Node(_native.NodeBase):
     """A node of a :class:`Graph`: an input/variable, a constant or an operation.
 
     Attributes: ``name``, ``shape`` (tuple), ``dtype`` (NumPy dtype), ``ndim``, ``graph``;
-    ``value`` (NumPy array; GraphError if none) and ``grad`` (array or None).
+    ``value`` (NumPy array; GraphError if none) and ``grad`` (array or None). ``let(value)``
+    binds a value to an input/variable node.
+
+    ``let`` and ``value`` are methods of the native base class (``_native.NodeBase``), so the
+    let/run/value cycle runs no Python code of this package.
 
     Example:
         >>> g = gr.Graph()
@@ -298,6 +332,8 @@ class Node:
         >>> y = (x * 2 + 1)[1:]
         >>> y.shape
         (2,)
+        >>> x.let([1.0, 2.0, 3.0]); x.value
+        array([1., 2., 3.])
     """
 
     __slots__ = ("graph", "_g", "_id", "shape", "dtype", "_name", "__weakref__")
@@ -312,7 +348,7 @@ class Node:
     # Make NumPy defer to our reflected operators: ``array * node`` calls ``node.__rmul__``.
     __array_ufunc__ = None
 
-    def __init__(self) -> None:  # pragma: no cover - nodes come from graphs
+    def __new__(cls, *args: Any, **kwargs: Any) -> "Node":  # pragma: no cover - nodes come from graphs
         raise TypeError("nodes are made by a Graph (g.scalar, g.matrix, ...) or by operations")
 
     # -- attributes ----------------------------------------------------------------------------
@@ -384,32 +420,6 @@ class Node:
         return f"{self._g.label(self._id)} {self.shape} {self.dtype.name}"
 
     # -- values ------------------------------------------------------------------------------
-
-    def let(self, value: npt.ArrayLike) -> None:
-        """Bind a value (array, nested list or scalar) to this input/variable node.
-
-        A C-contiguous array of the node's dtype is used without a copy; other values are
-        converted once with NumPy's ``same_kind`` casting.
-
-        Example:
-            >>> x = gr.Graph().vector(gr.float32, 2); x.let([1, 2]); x.value
-            array([1., 2.], dtype=float32)
-        """
-        g = self._g
-        if not g.let(self._id, value):
-            if not g.let(self._id, _convert_for(self, value)):  # pragma: no cover - defensive
-                raise InternalError(f"let: the converted value was refused for node {self._describe()}")
-
-    @property
-    def value(self) -> npt.NDArray[Any]:
-        """The current value as a new NumPy array (0-d for scalars); GraphError if none.
-
-        Example:
-            >>> v = gr.Graph().vector(gr.float64, 2, value=[1.0, 2.0])
-            >>> v.value
-            array([1., 2.])
-        """
-        return self._g.value(self._id)
 
     @property
     def grad(self) -> Optional[npt.NDArray[Any]]:
@@ -650,6 +660,9 @@ Operand = Union[Node, npt.ArrayLike]
 
 
 def _is_py_scalar(v: Any) -> bool:
+    t = type(v)
+    if t is float or t is int:
+        return True
     return isinstance(v, (bool, int, float, np.bool_, np.integer, np.floating)) and not isinstance(v, np.ndarray)
 
 
@@ -666,7 +679,7 @@ def _same_graph(op: str, nodes: Sequence[Node]) -> Graph:
 def _const(g: Graph, a: npt.NDArray[Any]) -> Node:
     if a.dtype.kind not in "biuf":
         raise DTypeError(f"cannot use a value of dtype {a.dtype} in a graph (at {_where()})")
-    if a.dtype.name not in _SUPPORTED:
+    if _dtype_name(a.dtype) not in _SUPPORTED:
         a = a.astype(np.float64 if a.dtype.kind == "f" else np.int64)
     return g._node(g._g.constant(np.asarray(a, order="C"), None, None))
 
@@ -678,16 +691,15 @@ def _lift(v: Any, like: Node) -> Node:
         return v
     g = like.graph
     if _is_py_scalar(v):
-        try:
-            src = np.asarray(v)
-        except OverflowError:
-            raise DTypeError(f"the Python int {v} does not fit any NumPy integer dtype (operand of {like!r})") from None
-        if np.can_cast(src.dtype, like.dtype, "same_kind"):
-            try:
-                return _const(g, np.asarray(v, dtype=like.dtype))
-            except OverflowError:
-                raise DTypeError(f"the Python scalar {v!r} does not fit the dtype {like.dtype} of {like!r}") from None
-        return _const(g, src.astype(np.float64) if src.dtype.kind == "f" else src)
+        # The same scalar lifted again gives the same constant node (the native graph shares
+        # small equal constants too); zeros (0.0 == -0.0) and NaN (never equal) are not cached.
+        key = (type(v), v, like.dtype)
+        node = g._consts.get(key) if v and v == v else None
+        if node is None:
+            node = _lift_scalar(v, like)
+            if v and v == v:
+                g._consts[key] = node
+        return node
     if isinstance(v, np.ndarray):
         return _const(g, v)
     try:
@@ -697,6 +709,22 @@ def _lift(v: Any, like: Node) -> Node:
     if a.dtype.kind in "biuf" and np.can_cast(a.dtype, like.dtype, "same_kind"):
         a = a.astype(like.dtype)
     return _const(g, a)
+
+
+def _lift_scalar(v: Any, like: Node) -> Node:
+    """A Python or NumPy scalar as a constant of ``like``'s dtype where NumPy's same_kind
+    casting allows, else of its own dtype (float64 for floats)."""
+    g = like.graph
+    try:
+        src = np.asarray(v)
+    except OverflowError:
+        raise DTypeError(f"the Python int {v} does not fit any NumPy integer dtype (operand of {like!r})") from None
+    if np.can_cast(src.dtype, like.dtype, "same_kind"):
+        try:
+            return _const(g, np.asarray(v, dtype=like.dtype))
+        except OverflowError:
+            raise DTypeError(f"the Python scalar {v!r} does not fit the dtype {like.dtype} of {like!r}") from None
+    return _const(g, src.astype(np.float64) if src.dtype.kind == "f" else src)
 
 
 def _lift_pair(op: str, a: Any, b: Any) -> tuple[Node, Node]:
@@ -729,13 +757,19 @@ def _apply(op: str, inputs: Sequence[Any], **attrs: Any) -> Node:
     nodes = [i for i in inputs if isinstance(i, Node)]
     if not nodes:
         raise TypeError(f"{op}: needs at least one gorgon_rs Node operand")
-    g = _same_graph(op, nodes)
-    first = nodes[0]
-    ids = [(i if isinstance(i, Node) else _lift(i, first))._id for i in inputs]
+    g = _same_graph(op, nodes) if len(nodes) > 1 else nodes[0].graph
+    if len(nodes) == len(inputs):
+        ids = [i._id for i in nodes]
+    else:
+        first = nodes[0]
+        ids = [(i if isinstance(i, Node) else _lift(i, first))._id for i in inputs]
     for k, v in attrs.items():
         if isinstance(v, np.dtype) or (isinstance(v, type) and issubclass(v, np.generic)):
             attrs[k] = np.dtype(v).name
-    return g._node(g._g.apply(op, ids, attrs, _where()))
+    return g._build(op, ids, attrs or None, _where())
 
+
+#: Makes a Node object (``Node(...)`` itself raises: nodes come from graphs).
+_node_object = _native.NodeBase.__new__
 
 from . import ops as _ops  # noqa: E402  (the op functions need Node defined first)

@@ -102,7 +102,8 @@ class _Machine:
         fast.reset = self._m.reset
 
     def run_all(self) -> None:
-        """Run the program once (the GIL is released while it runs).
+        """Run the program once (the GIL is released while it runs; a tiny program of a few
+        small elementwise steps runs at once with it held, which is cheaper).
 
         Example:
             >>> g = gr.Graph(); x = g.scalar(gr.float64, value=2.0); y = x * x
@@ -313,7 +314,8 @@ class CompiledFunction(Protocol[_R_co]):
     """
 
     def __call__(self, *values: Any) -> _R_co:
-        """Bind each input (like ``let``), run with the GIL released, return the outputs."""
+        """Bind each input (like ``let``), run with the GIL released (a tiny program runs with
+        it held), return the outputs."""
         ...
 
     def close(self) -> None:

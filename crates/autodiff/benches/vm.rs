@@ -4,6 +4,11 @@
 //!   `mul` of f64 scalars, which are never fused). Throughput is reported in "elements" =
 //!   instructions, so criterion's `elem/s` is instructions per second and time ÷ N is the
 //!   VM's cost per instruction (operand views, the output-buffer swap, the op's dispatch).
+//! - `vm_dispatch/scalar_chain_i64_N`: the same chain on int64 scalars, which the VM's
+//!   small-operand fast path (float32/float64 only) leaves to the general core kernels: the
+//!   per-instruction cost of that path.
+//! - `vm_dispatch/seed_run_all`: `run_all` of the seed graph z = x + y (f64 scalars): the
+//!   fixed per-run cost (locks, leaf checks, result registration) plus one instruction.
 //! - `compile/chain_10k`: compiling a 10,000-node elementwise chain (`add`, `tanh`
 //!   alternating on a 16-vector): the fused program `gr.function` builds (outputs given), the
 //!   same with fusion off, and the whole-graph program a `TapeMachine` builds.
@@ -27,18 +32,30 @@ fn op(g: &mut Graph, name: &str, ins: &[NodeId]) -> NodeId {
     g.apply_named(name, ins, &Attrs::new(), None).expect("valid op")
 }
 
-/// `n_ops` alternating `add(h, 0.5)`, `mul(h, 0.999)` on an f64 scalar input.
-fn scalar_chain(n_ops: usize) -> (Graph, NodeId) {
+/// `n_ops` alternating `add(h, 0.5)`, `mul(h, 0.999)` on a scalar input of `dtype` (for
+/// int64 the constants are 0 and 1).
+fn scalar_chain(n_ops: usize, dtype: DType) -> (Graph, NodeId) {
     let mut g = Graph::new(false);
-    let x = g.leaf(DType::F64, &[], Some("x".into()), None).expect("leaf");
-    g.let_value(x, Value::Owned(Tensor::scalar(DType::F64, 1.0))).expect("let");
-    let a = g.scalar(DType::F64, 0.5);
-    let m = g.scalar(DType::F64, 0.999);
+    let x = g.leaf(dtype, &[], Some("x".into()), None).expect("leaf");
+    g.let_value(x, Value::Owned(Tensor::scalar(dtype, 1.0))).expect("let");
+    let a = g.scalar(dtype, 0.5);
+    let m = g.scalar(dtype, 0.999);
     let mut h = x;
     for k in 0..n_ops {
         h = if k % 2 == 0 { op(&mut g, "add", &[h, a]) } else { op(&mut g, "mul", &[h, m]) };
     }
     (g, h)
+}
+
+/// The seed graph z = x + y on bound f64 scalars.
+fn seed_graph() -> Graph {
+    let mut g = Graph::new(false);
+    let x = g.leaf(DType::F64, &[], Some("x".into()), None).expect("leaf");
+    let y = g.leaf(DType::F64, &[], Some("y".into()), None).expect("leaf");
+    g.let_value(x, Value::Owned(Tensor::scalar(DType::F64, 2.0))).expect("let");
+    g.let_value(y, Value::Owned(Tensor::scalar(DType::F64, 2.5))).expect("let");
+    op(&mut g, "add", &[x, y]);
+    g
 }
 
 /// An elementwise chain on an f32 vector of `len` until the graph has `n_nodes` nodes:
@@ -86,11 +103,19 @@ fn bench_dispatch(c: &mut Criterion) {
     let mut grp = c.benchmark_group("vm_dispatch");
     grp.sample_size(20).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(2));
     for n in [100usize, 1000] {
-        let (g, out) = scalar_chain(n);
+        let (g, out) = scalar_chain(n, DType::F64);
         let m = machine(g, out, true);
         grp.throughput(Throughput::Elements(n as u64));
         grp.bench_with_input(BenchmarkId::new("scalar_chain", n), &n, |b, _| b.iter(|| m.run_all().expect("runs")));
     }
+    let n = 1000;
+    let (g, out) = scalar_chain(n, DType::I64);
+    let m = machine(g, out, true);
+    grp.throughput(Throughput::Elements(n as u64));
+    grp.bench_with_input(BenchmarkId::new("scalar_chain_i64", n), &n, |b, _| b.iter(|| m.run_all().expect("runs")));
+    let m = TapeMachine::new(Arc::new(RwLock::new(seed_graph())), MachineOptions::default()).expect("compiles");
+    grp.throughput(Throughput::Elements(1));
+    grp.bench_function("seed_run_all", |b| b.iter(|| m.run_all().expect("runs")));
     grp.finish();
 }
 

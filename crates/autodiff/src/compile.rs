@@ -11,6 +11,30 @@ use gorgon_core::error::fmt_shape;
 use gorgon_core::DType;
 use std::collections::{HashMap, HashSet};
 
+/// A map keyed by node id with a multiplicative hash: node ids are small dense integers, and
+/// reading a result (`node.value`, a function's outputs) looks one up per call, where
+/// SipHash (the std default) costs more than the rest of the lookup.
+pub type NodeMap<V> = HashMap<NodeId, V, std::hash::BuildHasherDefault<NodeIdHasher>>;
+
+/// The hasher of [`NodeMap`]: Fibonacci hashing of the id (a bijection on the low bits, and
+/// well-mixed high bits for hashbrown's control bytes). Not for untrusted keys.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NodeIdHasher(u64);
+
+impl std::hash::Hasher for NodeIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (self.0.rotate_left(5) ^ n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 /// Where an instruction reads an operand from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Slot {
@@ -50,7 +74,7 @@ pub struct Program {
     /// Buffers to allocate once.
     pub buffers: Vec<BufSpec>,
     /// Op nodes whose value is available in a buffer after a run.
-    pub node_buf: HashMap<NodeId, usize>,
+    pub node_buf: NodeMap<usize>,
     /// Leaves the program reads (each must be bound before a run).
     pub leaves: Vec<NodeId>,
     /// Post-run updates `(target leaf, source)`.

@@ -364,8 +364,45 @@ impl Graph {
         }
         self.values[id] = Some(value);
         self.versions[id] = self.versions[id].wrapping_add(1);
-        self.newer.remove(&id);
+        if !self.newer.is_empty() {
+            self.newer.remove(&id);
+        }
         Ok(())
+    }
+
+    /// For rebinding a 0-d leaf in place: the leaf's current owned value, counted as a new
+    /// binding as [`Graph::let_value`] counts one (version bumped, a newer copy held by a
+    /// machine forgotten), for the caller to overwrite with the new element (of the leaf's
+    /// dtype). `None`, with nothing changed, when `id` is not a 0-d leaf holding an owned
+    /// value (bind with `let_value` then). Saves an allocation per `let` of a scalar.
+    ///
+    /// ```
+    /// use gorgon_autodiff::{Graph, graph::Value};
+    /// use gorgon_core::{DType, Tensor};
+    /// let mut g = Graph::new(true);
+    /// let x = g.leaf(DType::F64, &[], None, None).unwrap();
+    /// assert!(g.rebind_scalar(x).is_none()); // no value yet
+    /// g.let_value(x, Value::Owned(Tensor::scalar(DType::F64, 1.0))).unwrap();
+    /// if let Some(Tensor::F64(a)) = g.rebind_scalar(x) {
+    ///     a.fill(2.5);
+    /// }
+    /// assert_eq!(g.value(x).unwrap().to_vec_f64(), vec![2.5]);
+    /// ```
+    pub fn rebind_scalar(&mut self, id: NodeId) -> Option<&mut Tensor> {
+        let node = self.nodes.get(id)?;
+        if !matches!(node.kind, NodeKind::Leaf) || !node.shape.is_empty() {
+            return None;
+        }
+        match self.values[id].as_mut()? {
+            Value::Owned(t) => {
+                self.versions[id] = self.versions[id].wrapping_add(1);
+                if !self.newer.is_empty() {
+                    self.newer.remove(&id);
+                }
+                Some(t)
+            }
+            Value::External(_) => None,
+        }
     }
 
     /// Records that machine `src` now holds a newer value of leaf `id` than the graph (it
@@ -444,6 +481,12 @@ impl Graph {
     /// Registers the machine whose results `value()` reads for op nodes.
     pub fn set_results(&mut self, src: Weak<dyn ResultSource>) {
         self.results = Some(src);
+    }
+
+    /// True when the registered result source (see [`Graph::set_results`]) is the object at
+    /// `src` (compared by address, as `Weak::as_ptr` gives it).
+    pub fn results_are(&self, src: *const ()) -> bool {
+        self.results.as_ref().is_some_and(|w| std::ptr::addr_eq(w.as_ptr(), src))
     }
 
     /// The machine whose results `value()` reads, if it is still alive.

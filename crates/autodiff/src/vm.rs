@@ -2,17 +2,25 @@
 //! compile time, so a steady-state run allocates no tensor memory. It also hosts the
 //! machine options (`watch`, `nan_guard`, `trace`) and the eager [`LispMachine`].
 //!
+//! Small elementwise instructions (float operands of at most [`crate::smallops::SMALL_MAX`]
+//! elements, contiguous, full-size or one element) skip the general kernels and run as
+//! plain slice loops ([`crate::smallops`]); a program made only of a few of them is
+//! [quick](TapeMachine::is_quick), and can be run without waiting on any lock
+//! ([`TapeMachine::try_run_all_now`], [`TapeMachine::try_call_now`]), which is what lets the
+//! Python bridge run it without releasing the GIL.
+//!
 //! Locking: a machine's state mutex is always taken before the graph lock, never after
 //! (`node_value` drops the graph lock before asking a machine), so there is no lock cycle.
 
 use crate::compile::{compile, CompileOptions, Program, Slot};
 use crate::error::{Error, Result};
-use crate::graph::{Graph, NodeId, NodeKind, ResultSource};
+use crate::graph::{Graph, NodeId, NodeKind, ResultSource, Value};
+use crate::exec;
+use crate::smallops::SmallOp;
 use gorgon_core::error::fmt_shape;
 use gorgon_core::{DeviceKind, Tensor, TensorView};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock, Weak};
-use std::time::Instant;
 
 /// A graph shared between the user's handles and machines.
 pub type SharedGraph = Arc<RwLock<Graph>>;
@@ -115,6 +123,8 @@ impl Default for MachineOptions {
 
 struct RunState {
     program: Program,
+    /// Per instruction: the small-operand fast path it takes, if any (see [`crate::smallops`]).
+    small: Vec<Option<SmallOp>>,
     buffers: Vec<Tensor>,
     computed: bool,
     closed: bool,
@@ -125,6 +135,9 @@ struct RunState {
 struct MachineInner {
     graph: SharedGraph,
     opts: MachineOptions,
+    /// Every instruction takes the small-operand fast path and there are few of them: a run
+    /// costs at most a few microseconds (see [`TapeMachine::is_quick`]).
+    quick: bool,
     state: Mutex<RunState>,
 }
 
@@ -177,11 +190,37 @@ pub struct TapeMachine {
 }
 
 
-fn has_nonfinite(t: &Tensor) -> bool {
-    match t {
-        Tensor::F32(a) => a.iter().any(|v| !v.is_finite()),
-        Tensor::F64(a) => a.iter().any(|v| !v.is_finite()),
-        _ => false,
+/// The most instructions a [quick](TapeMachine::is_quick) program has.
+const QUICK_MAX_INSTRS: usize = 32;
+/// The most output elements, summed over its instructions, a quick program computes (a run
+/// then takes at most a few microseconds, however costly its elementwise functions).
+const QUICK_MAX_ELEMENTS: usize = 8192;
+
+/// A `try_lock` result for the quick paths: `None` when the lock is held elsewhere, an error
+/// when it was poisoned.
+fn try_now<G>(r: std::sync::TryLockResult<G>, what: &str) -> Option<Result<G>> {
+    match r {
+        Ok(g) => Some(Ok(g)),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+        Err(std::sync::TryLockError::Poisoned(_)) => Some(Err(Error::Internal(format!("{what} lock poisoned by an earlier panic")))),
+    }
+}
+
+/// The values of a run that just finished, read under the locks it held
+/// ([`TapeMachine::try_call_now`]).
+pub struct RunResults<'a> {
+    g: &'a Graph,
+    st: &'a RunState,
+}
+
+impl RunResults<'_> {
+    /// A view of a node's value: its buffer (op nodes the program computed), else its stored
+    /// value (leaves, constants); `None` when it has neither.
+    pub fn view(&self, node: NodeId) -> Option<TensorView<'_>> {
+        match self.st.program.node_buf.get(&node) {
+            Some(&b) => self.st.buffers.get(b).map(Tensor::view),
+            None => self.g.stored_value(node).map(Value::view),
+        }
     }
 }
 
@@ -191,12 +230,14 @@ impl TapeMachine {
         if let DeviceKind::Cuda(_) = opts.device {
             return Err(Error::Device("this machine runs on the CPU only; CUDA programs are run by the gorgon-cuda backend".into()));
         }
-        let program = {
+        let (program, small) = {
             let g = read(&graph)?;
             for &w in &opts.watch {
                 g.try_node(w)?;
             }
-            compile(&g, &CompileOptions { outputs: opts.outputs.clone(), keep: opts.watch.clone(), keep_all: opts.keep_all, no_fuse: opts.no_fuse })?
+            let program = compile(&g, &CompileOptions { outputs: opts.outputs.clone(), keep: opts.watch.clone(), keep_all: opts.keep_all, no_fuse: opts.no_fuse })?;
+            let small = exec::classify_small(&g, &program);
+            (program, small)
         };
         let mut buffers = Vec::with_capacity(program.buffers.len());
         for spec in &program.buffers {
@@ -206,8 +247,10 @@ impl TapeMachine {
                 Error::Alloc(format!("compiling: cannot allocate {bytes} bytes for a buffer of shape {} {} ({e}); the program needs {total} bytes in all", fmt_shape(&spec.shape), spec.dtype))
             })?);
         }
-        let state = RunState { program, buffers, computed: false, closed: false, watched: HashMap::new(), trace_log: vec![] };
-        Ok(TapeMachine { inner: Arc::new(MachineInner { graph, opts, state: Mutex::new(state) }) })
+        let state = RunState { program, small, buffers, computed: false, closed: false, watched: HashMap::new(), trace_log: vec![] };
+        let elements: usize = state.program.instrs.iter().map(|ins| state.program.buffers[ins.out].shape.iter().product::<usize>()).sum();
+        let quick = state.program.instrs.len() <= QUICK_MAX_INSTRS && elements <= QUICK_MAX_ELEMENTS && state.small.iter().all(Option::is_some);
+        Ok(TapeMachine { inner: Arc::new(MachineInner { graph, opts, quick, state: Mutex::new(state) }) })
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, RunState>> {
@@ -215,31 +258,124 @@ impl TapeMachine {
     }
 
     /// Runs the program once.
+    ///
+    /// Locks: the machine's state, then the graph for reading while the program runs. The
+    /// graph is write-locked afterwards only when there is something to write (post-run
+    /// updates, or registering this machine as the graph's result source when another
+    /// machine ran last); a machine running again on its own graph takes no write lock.
     pub fn run_all(&self) -> Result<()> {
-        // Leaves a GPU machine updated in its memory come home first (before our lock).
-        sync_leaves(&self.inner.graph, None, None)?;
-        let mut st = self.lock()?;
+        let graph = &self.inner.graph;
+        let mut guard = self.lock()?;
+        let mut g = read(graph)?;
+        if g.has_newer() {
+            // Leaves a GPU machine updated in its memory come home first. That asks other
+            // machines, so it runs with no lock held (lock order: machine state, then graph).
+            drop(g);
+            drop(guard);
+            sync_leaves(graph, None, None)?;
+            guard = self.lock()?;
+            g = read(graph)?;
+        }
+        let st = &mut *guard;
+        self.execute_checked(st, &g)?;
+        if !self.needs_write(st, &g) {
+            return self.finish(st, &g);
+        }
+        drop(g);
+        let mut g = write(graph)?;
+        self.register(st, &mut g)?;
+        self.finish(st, &g)
+    }
+
+    /// Whether runs of this machine are quick enough to run without releasing a caller's
+    /// global lock (the Python GIL): at most a few dozen instructions computing a few
+    /// thousand elements in all, each on small contiguous float operands (the VM's fast
+    /// path), so a run costs from well under a microsecond to a few microseconds.
+    pub fn is_quick(&self) -> bool {
+        self.inner.quick
+    }
+
+    /// [`TapeMachine::run_all`], but only if it can start at once and will finish quickly:
+    /// `None` (nothing done) when the machine is not [quick](TapeMachine::is_quick), is
+    /// closed, or when a lock is held elsewhere, a leaf must first be fetched from another
+    /// machine, or the graph must be written to (post-run updates, or another machine ran
+    /// the graph last). Never waits, so it may be called while holding a lock that other
+    /// threads need to progress (the Python GIL).
+    pub fn try_run_all_now(&self) -> Option<Result<()>> {
+        if !self.inner.quick {
+            return None;
+        }
+        let mut guard = match try_now(self.inner.state.try_lock(), "machine")? {
+            Ok(guard) => guard,
+            Err(e) => return Some(Err(e)),
+        };
+        let g = match try_now(self.inner.graph.try_read(), "graph")? {
+            Ok(g) => g,
+            Err(e) => return Some(Err(e)),
+        };
+        let st = &mut *guard;
+        if st.closed || g.has_newer() || self.needs_write(st, &g) {
+            return None;
+        }
+        Some(self.execute_checked(st, &g).and_then(|()| self.finish(st, &g)))
+    }
+
+    /// Binds inputs with `bind`, runs the program and lets `read` look at the results, all
+    /// under one hold of the machine's and the graph's locks, when that can be done at once
+    /// and quickly (as [`TapeMachine::try_run_all_now`]; here the graph is write-locked, so
+    /// updates and result registration are done too). `None`: nothing was done, `bind` was
+    /// not called. Errors of `bind` or of the run come back as `Some(Err(..))`, with the
+    /// values bound before the error kept (as separate `let`s would).
+    pub fn try_call_now<R>(&self, bind: impl FnOnce(&mut Graph) -> Result<()>, read: impl FnOnce(&RunResults<'_>) -> R) -> Option<Result<R>> {
+        if !self.inner.quick {
+            return None;
+        }
+        let mut guard = match try_now(self.inner.state.try_lock(), "machine")? {
+            Ok(guard) => guard,
+            Err(e) => return Some(Err(e)),
+        };
+        let mut g = match try_now(self.inner.graph.try_write(), "graph")? {
+            Ok(g) => g,
+            Err(e) => return Some(Err(e)),
+        };
+        let st = &mut *guard;
+        if st.closed || g.has_newer() {
+            return None;
+        }
+        let r = bind(&mut g)
+            .and_then(|()| self.execute_checked(st, &g))
+            .and_then(|()| self.register(st, &mut g))
+            .and_then(|()| self.finish(st, &g));
+        Some(r.map(|()| read(&RunResults { g: &g, st })))
+    }
+
+    /// The checks before a run (closed machine, unbound inputs), then the run itself.
+    fn execute_checked(&self, st: &mut RunState, g: &Graph) -> Result<()> {
         if st.closed {
             return Err(Error::Graph("run_all: the machine is closed".into()));
         }
         st.computed = false;
-        let st = &mut *st;
-        {
-            let g = read(&self.inner.graph)?;
-            for &leaf in &st.program.leaves {
-                if g.stored_value(leaf).is_none() {
-                    let n = g.node(leaf);
-                    return Err(Error::Graph(format!(
-                        "run_all: input {} has no value; bind one with let before running{}",
-                        n.describe(leaf),
-                        n.location.as_ref().map(|l| format!(" (built at {l})")).unwrap_or_default()
-                    )));
-                }
+        for &leaf in &st.program.leaves {
+            if g.stored_value(leaf).is_none() {
+                let n = g.node(leaf);
+                return Err(Error::Graph(format!(
+                    "run_all: input {} has no value; bind one with let before running{}",
+                    n.describe(leaf),
+                    n.location.as_ref().map(|l| format!(" (built at {l})")).unwrap_or_default()
+                )));
             }
-            execute(&g, &self.inner.opts, st)?;
         }
-        // Post-run updates (e.g. running statistics) and result registration.
-        let mut g = write(&self.inner.graph)?;
+        exec::execute(g, &self.inner.opts, &st.program, &st.small, &mut st.buffers, &mut st.trace_log)
+    }
+
+    /// Whether finishing a run must write to the graph: post-run updates, or registering
+    /// this machine as the source of op-node values (another machine, or none, ran last).
+    fn needs_write(&self, st: &RunState, g: &Graph) -> bool {
+        !st.program.updates.is_empty() || !g.results_are(Arc::as_ptr(&self.inner) as *const ())
+    }
+
+    /// Post-run updates (e.g. running statistics) and result registration.
+    fn register(&self, st: &RunState, g: &mut Graph) -> Result<()> {
         for &(target, slot) in &st.program.updates {
             let v = match slot {
                 Slot::Buf(b) => st.buffers[b].clone(),
@@ -247,19 +383,24 @@ impl TapeMachine {
             };
             g.let_value(target, crate::graph::Value::Owned(v))?;
         }
-        let weak: Weak<dyn ResultSource> = Arc::downgrade(&self.inner) as Weak<dyn ResultSource>;
-        g.set_results(weak);
+        if !g.results_are(Arc::as_ptr(&self.inner) as *const ()) {
+            let weak: Weak<dyn ResultSource> = Arc::downgrade(&self.inner) as Weak<dyn ResultSource>;
+            g.set_results(weak);
+        }
+        Ok(())
+    }
+
+    /// Marks the run computed and appends the watched nodes' values.
+    fn finish(&self, st: &mut RunState, g: &Graph) -> Result<()> {
         st.computed = true;
-        if !self.inner.opts.watch.is_empty() {
-            for &w in &self.inner.opts.watch {
-                // Watched nodes are compiled in (kept), so op nodes always have a buffer here;
-                // leaves and constants come from the graph (never ask a machine: we hold its lock).
-                let v = match st.program.node_buf.get(&w) {
-                    Some(&b) => st.buffers[b].clone(),
-                    None => g.value(w)?,
-                };
-                st.watched.entry(w).or_default().push(v);
-            }
+        for &w in &self.inner.opts.watch {
+            // Watched nodes are compiled in (kept), so op nodes always have a buffer here;
+            // leaves and constants come from the graph (never ask a machine: we hold its lock).
+            let v = match st.program.node_buf.get(&w) {
+                Some(&b) => st.buffers[b].clone(),
+                None => g.value(w)?,
+            };
+            st.watched.entry(w).or_default().push(v);
         }
         Ok(())
     }
@@ -350,61 +491,6 @@ impl Drop for TapeMachine {
     fn drop(&mut self) {
         self.close();
     }
-}
-
-fn execute(g: &Graph, opts: &MachineOptions, st: &mut RunState) -> Result<()> {
-    st.trace_log.clear();
-    let RunState { program, buffers, trace_log, .. } = st;
-    for (i, ins) in program.instrs.iter().enumerate() {
-        let t0 = if opts.trace { Some(Instant::now()) } else { None };
-        // The compiler never gives an instruction an output buffer that one of its operands
-        // occupies (outputs are assigned before operands are freed), so the output can be
-        // borrowed mutably beside shared borrows of the operand buffers.
-        debug_assert!(!ins.inputs.contains(&Slot::Buf(ins.out)));
-        let (result, bad) = {
-            let base = buffers.as_mut_ptr();
-            // SAFETY: `ins.out` is in bounds and distinct from every `Slot::Buf` operand (see
-            // above), so this is the only live reference to that element while `views` borrow
-            // the others; the Vec is not resized during the borrow.
-            let out: &mut Tensor = unsafe { &mut *base.add(ins.out) };
-            let views: Vec<TensorView> = ins
-                .inputs
-                .iter()
-                .map(|s| match *s {
-                    Slot::Buf(b) => unsafe { (*base.add(b)).view() },
-                    Slot::Stored(n) => g.stored_value(n).expect("checked before the run").view(),
-                })
-                .collect();
-            let r = ins.op.forward(&views, out);
-            let bad = opts.nan_guard && r.is_ok() && has_nonfinite(out);
-            (r, bad)
-        };
-        if let Err(e) = result {
-            let n = g.node(ins.node);
-            return Err(e.context(format!(
-                "running {} ({}){}",
-                n.label(ins.node),
-                ins.op.name(),
-                n.location.as_ref().map(|l| format!(" built at {l}")).unwrap_or_default()
-            )));
-        }
-        if bad {
-            let n = g.node(ins.node);
-            let operands: Vec<String> = n.inputs.iter().map(|&k| g.node(k).describe(k)).collect();
-            return Err(Error::Numeric(format!(
-                "nan_guard: {}node {} (op {}) produced NaN/Inf from inputs [{}]{}",
-                if n.is_grad { "gradient " } else { "" },
-                n.label(ins.node),
-                ins.op.name(),
-                operands.join(", "),
-                n.location.as_ref().map(|l| format!("; built at {l}")).unwrap_or_default()
-            )));
-        }
-        if let Some(t0) = t0 {
-            trace_log.push(format!("[{i}] {} {} {:.1} µs", ins.op.name(), program.labels.get(&ins.node).cloned().unwrap_or_default(), t0.elapsed().as_secs_f64() * 1e6));
-        }
-    }
-    Ok(())
 }
 
 /// The eager machine: forward, then backprop from the graph's one scalar cost, keeping

@@ -78,6 +78,17 @@ pub fn dtype_name(d: DType) -> &'static str {
     }
 }
 
+/// The NumPy name of a dtype as an interned Python string (no new string per call).
+pub fn dtype_pystr(py: Python<'_>, d: DType) -> Bound<'_, PyString> {
+    match d {
+        DType::F32 => pyo3::intern!(py, "float32").clone(),
+        DType::F64 => pyo3::intern!(py, "float64").clone(),
+        DType::I32 => pyo3::intern!(py, "int32").clone(),
+        DType::I64 => pyo3::intern!(py, "int64").clone(),
+        DType::Bool => pyo3::intern!(py, "bool").clone(),
+    }
+}
+
 // ------------------------------------------------------------------------------------------
 // In: zero-copy NumPy views
 // ------------------------------------------------------------------------------------------
@@ -125,9 +136,43 @@ fn zero_copy<T: NpElement + gorgon_core::Element>(obj: &Bound<'_, PyAny>) -> Opt
 /// Python layer must convert it first: a NumPy array of exactly that dtype (zero-copy when
 /// C-contiguous), or a Python scalar for a 0-d node.
 pub fn fast_value(obj: &Bound<'_, PyAny>, dtype: DType, shape: &[usize]) -> PyResult<Option<Value>> {
+    Ok(match fast_input(obj, dtype, shape)? {
+        Some(Input::Scalar(s)) => Some(Value::Owned(s.into_tensor())),
+        Some(Input::Value(v)) => Some(v),
+        None => None,
+    })
+}
+
+/// A value ready to bind to a leaf: one element for a 0-d leaf (written into the leaf's
+/// current buffer when it has one, see [`Input::bind`]), or a whole value.
+pub enum Input {
+    /// A Python scalar for a 0-d leaf, converted to its dtype.
+    Scalar(Scalar),
+    /// Anything else.
+    Value(Value),
+}
+
+impl Input {
+    /// Binds the input to leaf `id` of `g`.
+    pub fn bind(self, g: &mut Graph, id: usize) -> gorgon_autodiff::Result<()> {
+        match self {
+            Input::Scalar(s) => {
+                if g.rebind_scalar(id).is_some_and(|t| s.write_into(t)) {
+                    return Ok(());
+                }
+                // No owned 0-d value to write into (or, impossibly, another dtype).
+                g.let_value(id, Value::Owned(s.into_tensor()))
+            }
+            Input::Value(v) => g.let_value(id, v),
+        }
+    }
+}
+
+/// [`fast_value`], keeping a Python scalar for a 0-d node as one element.
+pub fn fast_input(obj: &Bound<'_, PyAny>, dtype: DType, shape: &[usize]) -> PyResult<Option<Input>> {
     if shape.is_empty() {
-        if let Some(t) = scalar_value(obj, dtype)? {
-            return Ok(Some(Value::Owned(t)));
+        if let Some(s) = scalar_value(obj, dtype)? {
+            return Ok(Some(Input::Scalar(s)));
         }
     }
     Ok(match dtype {
@@ -136,41 +181,85 @@ pub fn fast_value(obj: &Bound<'_, PyAny>, dtype: DType, shape: &[usize]) -> PyRe
         DType::I32 => zero_copy::<i32>(obj),
         DType::I64 => zero_copy::<i64>(obj),
         DType::Bool => zero_copy::<bool>(obj),
-    })
+    }
+    .map(Input::Value))
 }
 
-fn scalar_value(obj: &Bound<'_, PyAny>, dtype: DType) -> PyResult<Option<Tensor>> {
-    let zero_d = |t| Ok(Some(t));
-    if obj.is_instance_of::<PyBool>() {
-        let b = obj.is_truthy()?;
-        return zero_d(match dtype {
-            DType::F32 => Tensor::F32(ArrayD::from_elem(IxDyn(&[]), b as u8 as f32)),
-            DType::F64 => Tensor::F64(ArrayD::from_elem(IxDyn(&[]), b as u8 as f64)),
-            DType::I32 => Tensor::I32(ArrayD::from_elem(IxDyn(&[]), b as i32)),
-            DType::I64 => Tensor::I64(ArrayD::from_elem(IxDyn(&[]), b as i64)),
-            DType::Bool => Tensor::Bool(ArrayD::from_elem(IxDyn(&[]), b)),
-        });
+/// One element of a given dtype.
+#[derive(Clone, Copy, Debug)]
+pub enum Scalar {
+    /// float32
+    F32(f32),
+    /// float64
+    F64(f64),
+    /// int32
+    I32(i32),
+    /// int64
+    I64(i64),
+    /// bool
+    Bool(bool),
+}
+
+impl Scalar {
+    /// A 0-d tensor holding the element.
+    pub fn into_tensor(self) -> Tensor {
+        let e = IxDyn(&[]);
+        match self {
+            Scalar::F32(v) => Tensor::F32(ArrayD::from_elem(e, v)),
+            Scalar::F64(v) => Tensor::F64(ArrayD::from_elem(e, v)),
+            Scalar::I32(v) => Tensor::I32(ArrayD::from_elem(e, v)),
+            Scalar::I64(v) => Tensor::I64(ArrayD::from_elem(e, v)),
+            Scalar::Bool(v) => Tensor::Bool(ArrayD::from_elem(e, v)),
+        }
     }
+
+    /// Overwrites the element of `t` (a 0-d tensor); false when `t` has another dtype or is
+    /// empty.
+    pub fn write_into(self, t: &mut Tensor) -> bool {
+        // `first_mut`, not `fill`: `fill` checks contiguity through a comparison of empty
+        // stride slices (glibc's memcmp), which costs more than the write.
+        fn put<T>(a: &mut ArrayD<T>, v: T) -> bool {
+            a.first_mut().map(|x| *x = v).is_some()
+        }
+        match (self, t) {
+            (Scalar::F32(v), Tensor::F32(a)) => put(a, v),
+            (Scalar::F64(v), Tensor::F64(a)) => put(a, v),
+            (Scalar::I32(v), Tensor::I32(a)) => put(a, v),
+            (Scalar::I64(v), Tensor::I64(a)) => put(a, v),
+            (Scalar::Bool(v), Tensor::Bool(a)) => put(a, v),
+            _ => false,
+        }
+    }
+}
+
+fn scalar_value(obj: &Bound<'_, PyAny>, dtype: DType) -> PyResult<Option<Scalar>> {
     if obj.is_instance_of::<PyFloat>() {
         let v: f64 = obj.extract()?;
-        return match dtype {
-            DType::F32 => zero_d(Tensor::F32(ArrayD::from_elem(IxDyn(&[]), v as f32))),
-            DType::F64 => zero_d(Tensor::F64(ArrayD::from_elem(IxDyn(&[]), v))),
-            _ => Ok(None),
-        };
+        return Ok(match dtype {
+            DType::F32 => Some(Scalar::F32(v as f32)),
+            DType::F64 => Some(Scalar::F64(v)),
+            _ => None,
+        });
+    }
+    if obj.is_instance_of::<PyBool>() {
+        let b = obj.is_truthy()?;
+        return Ok(Some(match dtype {
+            DType::F32 => Scalar::F32(b as u8 as f32),
+            DType::F64 => Scalar::F64(b as u8 as f64),
+            DType::I32 => Scalar::I32(b as i32),
+            DType::I64 => Scalar::I64(b as i64),
+            DType::Bool => Scalar::Bool(b),
+        }));
     }
     if obj.is_instance_of::<PyInt>() {
         let Ok(v) = obj.extract::<i64>() else { return Ok(None) };
-        return match dtype {
-            DType::F32 => zero_d(Tensor::F32(ArrayD::from_elem(IxDyn(&[]), v as f32))),
-            DType::F64 => zero_d(Tensor::F64(ArrayD::from_elem(IxDyn(&[]), v as f64))),
-            DType::I32 => match i32::try_from(v) {
-                Ok(v) => zero_d(Tensor::I32(ArrayD::from_elem(IxDyn(&[]), v))),
-                Err(_) => Ok(None),
-            },
-            DType::I64 => zero_d(Tensor::I64(ArrayD::from_elem(IxDyn(&[]), v))),
-            DType::Bool => Ok(None),
-        };
+        return Ok(match dtype {
+            DType::F32 => Some(Scalar::F32(v as f32)),
+            DType::F64 => Some(Scalar::F64(v as f64)),
+            DType::I32 => i32::try_from(v).ok().map(Scalar::I32),
+            DType::I64 => Some(Scalar::I64(v)),
+            DType::Bool => None,
+        });
     }
     Ok(None)
 }
@@ -241,6 +330,81 @@ pub fn view_to_py<'py>(py: Python<'py>, v: &TensorView<'_>) -> Bound<'py, PyAny>
         TensorView::I32(a) => PyArray::from_array(py, a).into_any(),
         TensorView::I64(a) => PyArray::from_array(py, a).into_any(),
         TensorView::Bool(a) => PyArray::from_array(py, a).into_any(),
+    }
+}
+
+/// A new NumPy array for a result, made before a run so that it can be filled while the
+/// machine's locks are held (making it could run Python code: a garbage collection).
+pub enum OutArray<'py> {
+    /// float32
+    F32(Bound<'py, PyArrayDyn<f32>>),
+    /// float64
+    F64(Bound<'py, PyArrayDyn<f64>>),
+    /// int32
+    I32(Bound<'py, PyArrayDyn<i32>>),
+    /// int64
+    I64(Bound<'py, PyArrayDyn<i64>>),
+    /// bool
+    Bool(Bound<'py, PyArrayDyn<bool>>),
+}
+
+fn fill_typed<T: NpElement + gorgon_core::Element>(a: &Bound<'_, PyArrayDyn<T>>, v: &ArrayViewD<'_, T>) -> bool {
+    let shape = a.shape();
+    if shape.len() != v.ndim() || shape.iter().zip(v.shape()).any(|(x, y)| x != y) {
+        return false;
+    }
+    // SAFETY: the array was made by `OutArray::new` (C-contiguous, owned, not yet shared with
+    // Python code), so nothing else reads or writes it.
+    let Ok(dst) = (unsafe { a.as_slice_mut() }) else { return false };
+    match (dst.len(), v.first()) {
+        (1, Some(&x)) => dst[0] = x,
+        _ => match v.as_slice() {
+            Some(src) => dst.copy_from_slice(src),
+            None => dst.iter_mut().zip(v.iter()).for_each(|(d, s)| *d = *s),
+        },
+    }
+    true
+}
+
+impl<'py> OutArray<'py> {
+    /// An array of `dtype` and `shape` whose elements must all be written (by
+    /// [`OutArray::fill`]) before it is handed to Python code.
+    pub fn new(py: Python<'py>, dtype: DType, shape: &[usize]) -> OutArray<'py> {
+        let d = IxDyn(shape);
+        // SAFETY (each arm): the elements are uninitialized; the caller fills every one with
+        // `fill` before the array reaches Python code, or drops it unread.
+        unsafe {
+            match dtype {
+                DType::F32 => OutArray::F32(PyArray::new(py, d, false)),
+                DType::F64 => OutArray::F64(PyArray::new(py, d, false)),
+                DType::I32 => OutArray::I32(PyArray::new(py, d, false)),
+                DType::I64 => OutArray::I64(PyArray::new(py, d, false)),
+                DType::Bool => OutArray::Bool(PyArray::new(py, d, false)),
+            }
+        }
+    }
+
+    /// Copies `v` (same dtype and shape) into the array; false, writing nothing, otherwise.
+    pub fn fill(&self, v: &TensorView<'_>) -> bool {
+        match (self, v) {
+            (OutArray::F32(a), TensorView::F32(v)) => fill_typed(a, v),
+            (OutArray::F64(a), TensorView::F64(v)) => fill_typed(a, v),
+            (OutArray::I32(a), TensorView::I32(v)) => fill_typed(a, v),
+            (OutArray::I64(a), TensorView::I64(v)) => fill_typed(a, v),
+            (OutArray::Bool(a), TensorView::Bool(v)) => fill_typed(a, v),
+            _ => false,
+        }
+    }
+
+    /// The array as a Python object.
+    pub fn into_any(self) -> Bound<'py, PyAny> {
+        match self {
+            OutArray::F32(a) => a.into_any(),
+            OutArray::F64(a) => a.into_any(),
+            OutArray::I32(a) => a.into_any(),
+            OutArray::I64(a) => a.into_any(),
+            OutArray::Bool(a) => a.into_any(),
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use gorgon_autodiff::op::Op;
 use gorgon_autodiff::vm::{self, SharedGraph};
 use gorgon_autodiff::Graph;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use std::sync::{Arc, RwLock};
 
 /// An expression graph (see `gorgon_rs.Graph` for the user-facing class).
@@ -46,8 +46,8 @@ impl PyGraph {
                 ),
             ));
         }
-        let Some(v) = convert::fast_value(value, n.dtype, &n.shape)? else { return Ok(false) };
-        g.let_value(id, v).py()?;
+        let Some(v) = convert::fast_input(value, n.dtype, &n.shape)? else { return Ok(false) };
+        v.bind(&mut g, id).py()?;
         Ok(true)
     }
 
@@ -55,23 +55,28 @@ impl PyGraph {
     /// asked (lock order: machine state, then graph); with Python callbacks around, the whole
     /// read happens with the GIL released.
     pub fn value_impl<'py>(&self, py: Python<'py>, id: usize) -> PyResult<Bound<'py, PyAny>> {
+        let mut g = read_graph(py, &self.g)?;
         // A leaf a GPU machine updated in its memory (solver step) is fetched first.
-        if read_graph(py, &self.g)?.has_newer() {
-            let g = &self.g;
-            py.detach(|| vm::sync_leaves(g, Some(&[id]), None)).py()?;
+        if g.has_newer() {
+            drop(g);
+            let sg = &self.g;
+            py.detach(|| vm::sync_leaves(sg, Some(&[id]), None)).py()?;
+            g = read_graph(py, &self.g)?;
         }
         if callbacks_exist() {
-            let g = &self.g;
-            let t = py.detach(|| vm::node_value(g, id)).py()?;
+            drop(g);
+            let sg = &self.g;
+            let t = py.detach(|| vm::node_value(sg, id)).py()?;
             return Ok(convert::tensor_to_py(py, t));
         }
         let src = {
-            let g = read_graph(py, &self.g)?;
             g.try_node(id).py()?;
             if let Some(v) = g.stored_value(id) {
                 return Ok(convert::view_to_py(py, &v.view()));
             }
-            g.result_source()
+            let src = g.result_source();
+            drop(g);
+            src
         };
         if let Some(src) = src {
             let mut out = None;
@@ -88,6 +93,9 @@ impl PyGraph {
         Err(crate::errors::to_pyerr(read_graph(py, &self.g)?.missing_value(id)))
     }
 }
+
+/// `(id, name, shape, dtype)` of a node, as `apply_node` returns them.
+type NodeFacts<'py> = (usize, Option<String>, Bound<'py, PyTuple>, Bound<'py, PyString>);
 
 #[pymethods]
 impl PyGraph {
@@ -135,6 +143,31 @@ impl PyGraph {
             let ins = convert::node_ids(&inputs)?;
             let a = convert::attrs_from_py(attrs)?;
             write_graph(py, &self.g)?.apply_named(op, &ins, &a, location).py()
+        })
+    }
+
+    /// `apply`, also returning what the Python layer needs to make the node's object, in the
+    /// same call: `(id, name, shape, dtype)`. `inputs` is a list (read item by item, cheaper
+    /// than a general sequence).
+    #[pyo3(signature = (op, inputs, attrs = None, location = None))]
+    fn apply_node<'py>(
+        &self,
+        py: Python<'py>,
+        op: &str,
+        inputs: &Bound<'_, PyList>,
+        attrs: Option<&Bound<'_, PyDict>>,
+        location: Option<String>,
+    ) -> PyResult<NodeFacts<'py>> {
+        guard(|| {
+            let ins = inputs.iter().map(|i| convert::node_id(i.extract::<i64>()?)).collect::<PyResult<Vec<usize>>>()?;
+            let a = convert::attrs_from_py(attrs)?;
+            let (id, name, shape, dtype) = {
+                let mut g = write_graph(py, &self.g)?;
+                let id = g.apply_named(op, &ins, &a, location).py()?;
+                let n = g.node(id);
+                (id, n.name.clone(), convert::shape_tuple(py, &n.shape)?, n.dtype)
+            };
+            Ok((id, name, shape, convert::dtype_pystr(py, dtype)))
         })
     }
 

@@ -15,6 +15,7 @@ pub mod custom;
 pub mod errors;
 pub mod graph;
 pub mod machine;
+pub mod node;
 
 use crate::errors::{guard, new_err, IntoPyResult, Kind};
 use gorgon_autodiff::solver::{self, Rule, StateBufs};
@@ -225,6 +226,7 @@ fn dtypes(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<graph::PyGraph>()?;
+    m.add_class::<node::PyNodeBase>()?;
     m.add_class::<machine::PyTapeMachine>()?;
     m.add_class::<machine::PyLispMachine>()?;
     m.add_class::<machine::PyFunction>()?;

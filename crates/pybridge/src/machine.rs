@@ -2,11 +2,14 @@
 //! and `Function` (a compiled callable: bind inputs, run, read outputs in one native call).
 //! Compiling and running happen with the GIL released, and every machine/graph lock is taken
 //! inside the released section (a Python custom op re-acquires the GIL from inside a run).
+//! The exception: a tiny program (`TapeMachine::is_quick`) whose locks are free runs at once
+//! with the GIL held, its locks taken with `try_lock` only (so nothing ever waits on a lock
+//! while holding the GIL).
 
-use crate::convert::{self, callbacks_exist, write_graph};
+use crate::convert::{self, callbacks_exist, write_graph, Input, OutArray};
 use crate::errors::{clear_parked, guard, new_err, to_pyerr, IntoPyResult, Kind};
 use crate::graph::PyGraph;
-use gorgon_autodiff::graph::{NodeKind, Value};
+use gorgon_autodiff::graph::NodeKind;
 use gorgon_autodiff::vm::{LispMachine, MachineOptions, SharedGraph, TapeMachine};
 use gorgon_autodiff::NodeId;
 use gorgon_core::{DType, DeviceKind, Tensor};
@@ -142,9 +145,16 @@ fn tensors_dict<'py>(py: Python<'py>, w: HashMap<NodeId, Vec<Tensor>>) -> PyResu
     Ok(d)
 }
 
-/// Runs a machine with the GIL released.
+/// Runs a machine with the GIL released; a quick program (a few small elementwise
+/// instructions) whose locks are free runs at once with the GIL held, since releasing and
+/// re-taking it would cost more than the run.
 fn run(py: Python<'_>, m: &Backend) -> PyResult<()> {
     clear_parked();
+    if let Backend::Cpu(t) = m {
+        if let Some(r) = t.try_run_all_now() {
+            return r.py();
+        }
+    }
     py.detach(|| m.run_all()).py()
 }
 
@@ -155,7 +165,7 @@ macro_rules! machine_common {
         impl $ty {
             $($ctor)*
 
-            /// Runs the program once (GIL released).
+            /// Runs the program once (GIL released; a tiny program runs with it held).
             fn run_all(&self, py: Python<'_>) -> PyResult<()> {
                 guard(|| run(py, self.tape()))
             }
@@ -277,7 +287,8 @@ machine_common!(PyLispMachine, {
 // Function
 // ------------------------------------------------------------------------------------------
 
-struct InputSpec {
+/// An input or output node of a function, as compiled.
+struct NodeSpec {
     id: NodeId,
     dtype: DType,
     shape: Vec<usize>,
@@ -292,8 +303,8 @@ struct InputSpec {
 pub struct PyFunction {
     graph: SharedGraph,
     m: Backend,
-    inputs: Vec<InputSpec>,
-    outputs: Vec<NodeId>,
+    inputs: Vec<NodeSpec>,
+    outputs: Vec<NodeSpec>,
     single: bool,
     converter: Py<PyAny>,
     /// Serializes calls of this function (bind, run, read must not interleave across threads).
@@ -301,6 +312,48 @@ pub struct PyFunction {
 }
 
 impl PyFunction {
+    /// A whole call under one hold of the machine's and the graph's locks, with the GIL held,
+    /// when the program is quick (see `TapeMachine::is_quick`), every value binds without a
+    /// conversion and no lock is held elsewhere; `None` (nothing bound) otherwise. The output
+    /// arrays are made before the locks are taken, so no Python code (a collection running
+    /// finalizers) can run while they are held.
+    fn call_now<'py>(&self, py: Python<'py>, args: &Bound<'py, PyTuple>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let Backend::Cpu(m) = &self.m else { return Ok(None) };
+        if !m.is_quick() {
+            return Ok(None);
+        }
+        let Ok(_serial) = self.calls.try_lock() else { return Ok(None) };
+        let mut values: Vec<Input> = Vec::with_capacity(self.inputs.len());
+        for (spec, a) in self.inputs.iter().zip(args.iter()) {
+            match convert::fast_input(&a, spec.dtype, &spec.shape)? {
+                Some(v) => values.push(v),
+                None => return Ok(None),
+            }
+        }
+        let outs: Vec<OutArray<'py>> = self.outputs.iter().map(|o| OutArray::new(py, o.dtype, &o.shape)).collect();
+        let bind = |g: &mut gorgon_autodiff::Graph| -> gorgon_autodiff::Result<()> {
+            for (spec, v) in self.inputs.iter().zip(values) {
+                v.bind(g, spec.id)?;
+            }
+            Ok(())
+        };
+        let read = |res: &gorgon_autodiff::vm::RunResults<'_>| -> bool {
+            self.outputs.iter().zip(&outs).all(|(o, a)| res.view(o.id).is_some_and(|v| a.fill(&v)))
+        };
+        clear_parked();
+        match m.try_call_now(bind, read) {
+            None => return Ok(None),
+            Some(Err(e)) => return Err(to_pyerr(e)),
+            Some(Ok(false)) => return Err(new_err(Kind::Internal, "function: an output buffer does not match its node")),
+            Some(Ok(true)) => {}
+        }
+        let mut outs = outs.into_iter().map(OutArray::into_any);
+        if self.single {
+            return Ok(outs.next());
+        }
+        Ok(Some(PyList::new(py, outs)?.into_any()))
+    }
+
     fn output<'py>(&self, py: Python<'py>, id: NodeId) -> PyResult<Bound<'py, PyAny>> {
         if !callbacks_exist() {
             let mut out: Option<PyResult<Bound<'py, PyAny>>> = None;
@@ -330,7 +383,7 @@ impl PyFunction {
             let g = graph.get().g.clone();
             let ins = convert::node_ids(&inputs)?;
             let outs = convert::node_ids(&outputs)?;
-            let specs = {
+            let (specs, out_specs) = {
                 let gr = convert::read_graph(py, &g)?;
                 let mut specs = Vec::with_capacity(ins.len());
                 for &i in &ins {
@@ -338,17 +391,19 @@ impl PyFunction {
                     if !matches!(n.kind, NodeKind::Leaf) {
                         return Err(new_err(Kind::Graph, format!("function: input {} is not an input or variable node (it is {})", n.label(i), gorgon_autodiff::graph::kind_name(&n.kind))));
                     }
-                    specs.push(InputSpec { id: i, dtype: n.dtype, shape: n.shape.clone() });
+                    specs.push(NodeSpec { id: i, dtype: n.dtype, shape: n.shape.clone() });
                 }
+                let mut out_specs = Vec::with_capacity(outs.len());
                 for &o in &outs {
-                    gr.try_node(o).py()?;
+                    let n = gr.try_node(o).py()?;
+                    out_specs.push(NodeSpec { id: o, dtype: n.dtype, shape: n.shape.clone() });
                 }
-                specs
+                (specs, out_specs)
             };
             let opts = MachineOptions { device: parse_device(device)?, outputs: Some(outs.clone()), ..MachineOptions::default() };
             let gc = g.clone();
             let m = py.detach(|| Backend::new(gc, opts)).py()?;
-            Ok(PyFunction { graph: g, m, inputs: specs, outputs: outs, single, converter, calls: Mutex::new(()) })
+            Ok(PyFunction { graph: g, m, inputs: specs, outputs: out_specs, single, converter, calls: Mutex::new(()) })
         })
     }
 
@@ -362,6 +417,9 @@ impl PyFunction {
                     args.len()
                 )));
             }
+            if let Some(out) = self.call_now(py, args)? {
+                return Ok(out);
+            }
             let _serial = loop {
                 match self.calls.try_lock() {
                     Ok(guard) => break guard,
@@ -372,13 +430,13 @@ impl PyFunction {
             if self.m.is_closed() {
                 return Err(new_err(Kind::Graph, "this function is closed; its machine was freed"));
             }
-            let mut values: Vec<Value> = Vec::with_capacity(self.inputs.len());
+            let mut values: Vec<Input> = Vec::with_capacity(self.inputs.len());
             for (k, (spec, a)) in self.inputs.iter().zip(args.iter()).enumerate() {
-                let v = match convert::fast_value(&a, spec.dtype, &spec.shape)? {
+                let v = match convert::fast_input(&a, spec.dtype, &spec.shape)? {
                     Some(v) => v,
                     None => {
                         let conv = self.converter.bind(py).call1((k, a))?;
-                        convert::fast_value(&conv, spec.dtype, &spec.shape)?
+                        convert::fast_input(&conv, spec.dtype, &spec.shape)?
                             .ok_or_else(|| new_err(Kind::Internal, "function: the converter returned an unusable array"))?
                     }
                 };
@@ -387,14 +445,14 @@ impl PyFunction {
             {
                 let mut g = write_graph(py, &self.graph)?;
                 for (spec, v) in self.inputs.iter().zip(values) {
-                    g.let_value(spec.id, v).map_err(to_pyerr)?;
+                    v.bind(&mut g, spec.id).map_err(to_pyerr)?;
                 }
             }
             run(py, &self.m)?;
             if self.single {
-                return self.output(py, self.outputs[0]);
+                return self.output(py, self.outputs[0].id);
             }
-            let outs = self.outputs.iter().map(|&o| self.output(py, o)).collect::<PyResult<Vec<_>>>()?;
+            let outs = self.outputs.iter().map(|o| self.output(py, o.id)).collect::<PyResult<Vec<_>>>()?;
             Ok(PyList::new(py, outs)?.into_any())
         })
     }

@@ -1,0 +1,137 @@
+//! The tape VM's instruction loop: each instruction's operands are looked up (program
+//! buffers, or stored leaf/constant values), small elementwise instructions take the fast
+//! path of [`crate::smallops`], the others run through [`Op::forward`](crate::op::Op::forward)
+//! with their operand views on the stack (no allocation per instruction); `nan_guard` and
+//! `trace` are applied per instruction. The machines and their locking live in
+//! [`crate::vm`]; this module takes no locks.
+
+use crate::compile::{Program, Slot};
+use crate::error::{Error, Result};
+use crate::graph::{Graph, Value};
+use crate::smallops::{self, SmallOp};
+use crate::vm::MachineOptions;
+use gorgon_core::{Tensor, TensorView};
+use std::time::Instant;
+
+fn has_nonfinite(t: &Tensor) -> bool {
+    match t {
+        Tensor::F32(a) => a.iter().any(|v| !v.is_finite()),
+        Tensor::F64(a) => a.iter().any(|v| !v.is_finite()),
+        _ => false,
+    }
+}
+
+/// Which instructions may take the small-operand fast path (decided once, from the compiled
+/// dtypes and shapes; operands are checked for contiguity when they run).
+pub(crate) fn classify_small(g: &Graph, program: &Program) -> Vec<Option<SmallOp>> {
+    program
+        .instrs
+        .iter()
+        .map(|ins| {
+            let operands: Vec<(gorgon_core::DType, &[usize])> = ins
+                .inputs
+                .iter()
+                .map(|s| match *s {
+                    Slot::Buf(b) => (program.buffers[b].dtype, program.buffers[b].shape.as_slice()),
+                    Slot::Stored(n) => (g.node(n).dtype, g.node(n).shape.as_slice()),
+                })
+                .collect();
+            let out = &program.buffers[ins.out];
+            smallops::classify(&ins.op, &operands, (out.dtype, &out.shape))
+        })
+        .collect()
+}
+
+/// A view of an operand.
+fn operand_view<'a>(g: &'a Graph, buffers: *const Tensor, s: Slot) -> TensorView<'a> {
+    match s {
+        // SAFETY: see `execute`: `b` is in bounds and not the instruction's output buffer.
+        Slot::Buf(b) => unsafe { (*buffers.add(b)).view() },
+        Slot::Stored(n) => g.stored_value(n).expect("checked before the run").view(),
+    }
+}
+
+/// An operand as the fast path reads it (no view construction for tensors held directly).
+fn operand_small<'a>(g: &'a Graph, buffers: *const Tensor, s: Slot) -> smallops::Operand<'a> {
+    match s {
+        // SAFETY: as in `operand_view`.
+        Slot::Buf(b) => smallops::Operand::Tensor(unsafe { &*buffers.add(b) }),
+        Slot::Stored(n) => match g.stored_value(n).expect("checked before the run") {
+            Value::Owned(t) => smallops::Operand::Tensor(t),
+            v @ Value::External(_) => smallops::Operand::View(v.view()),
+        },
+    }
+}
+
+/// Runs one instruction through `Op::forward`, with its operand views on the stack.
+fn forward_general(g: &Graph, buffers: *const Tensor, ins: &crate::compile::Instr, out: &mut Tensor) -> Result<()> {
+    let v = |k: usize| operand_view(g, buffers, ins.inputs[k]);
+    match ins.inputs.len() {
+        0 => ins.op.forward(&[], out),
+        1 => ins.op.forward(&[v(0)], out),
+        2 => ins.op.forward(&[v(0), v(1)], out),
+        3 => ins.op.forward(&[v(0), v(1), v(2)], out),
+        n => {
+            let views: Vec<TensorView> = (0..n).map(v).collect();
+            ins.op.forward(&views, out)
+        }
+    }
+}
+
+/// Runs every instruction of `program` once over `buffers` (the trace goes to `trace_log`
+/// when `opts.trace` is on).
+pub(crate) fn execute(g: &Graph, opts: &MachineOptions, program: &Program, small: &[Option<SmallOp>], buffers: &mut [Tensor], trace_log: &mut Vec<String>) -> Result<()> {
+    if !trace_log.is_empty() {
+        trace_log.clear();
+    }
+    for (i, ins) in program.instrs.iter().enumerate() {
+        let t0 = if opts.trace { Some(Instant::now()) } else { None };
+        // The compiler never gives an instruction an output buffer that one of its operands
+        // occupies (outputs are assigned before operands are freed), so the output can be
+        // borrowed mutably beside shared borrows of the operand buffers.
+        debug_assert!(!ins.inputs.contains(&Slot::Buf(ins.out)));
+        let (result, bad) = {
+            let base = buffers.as_mut_ptr();
+            // SAFETY: `ins.out` is in bounds and distinct from every `Slot::Buf` operand (see
+            // above), so this is the only live reference to that element while the operand
+            // views borrow the others; the slice is not resized during the borrow.
+            let out: &mut Tensor = unsafe { &mut *base.add(ins.out) };
+            let done = match small[i] {
+                Some(op) => match *ins.inputs.as_slice() {
+                    [a] => smallops::run(op, &[operand_small(g, base, a)], out),
+                    [a, b] => smallops::run(op, &[operand_small(g, base, a), operand_small(g, base, b)], out),
+                    _ => false,
+                },
+                None => false,
+            };
+            let r = if done { Ok(()) } else { forward_general(g, base, ins, out) };
+            let bad = opts.nan_guard && r.is_ok() && has_nonfinite(out);
+            (r, bad)
+        };
+        if let Err(e) = result {
+            let n = g.node(ins.node);
+            return Err(e.context(format!(
+                "running {} ({}){}",
+                n.label(ins.node),
+                ins.op.name(),
+                n.location.as_ref().map(|l| format!(" built at {l}")).unwrap_or_default()
+            )));
+        }
+        if bad {
+            let n = g.node(ins.node);
+            let operands: Vec<String> = n.inputs.iter().map(|&k| g.node(k).describe(k)).collect();
+            return Err(Error::Numeric(format!(
+                "nan_guard: {}node {} (op {}) produced NaN/Inf from inputs [{}]{}",
+                if n.is_grad { "gradient " } else { "" },
+                n.label(ins.node),
+                ins.op.name(),
+                operands.join(", "),
+                n.location.as_ref().map(|l| format!("; built at {l}")).unwrap_or_default()
+            )));
+        }
+        if let Some(t0) = t0 {
+            trace_log.push(format!("[{i}] {} {} {:.1} µs", ins.op.name(), program.labels.get(&ins.node).cloned().unwrap_or_default(), t0.elapsed().as_secs_f64() * 1e6));
+        }
+    }
+    Ok(())
+}
