@@ -6,7 +6,7 @@
 //! [`crate::vm`]; this module takes no locks.
 
 use crate::compile::{Program, Slot};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::graph::{Graph, Value};
 use crate::smallops::{self, SmallOp};
 use crate::vm::MachineOptions;
@@ -109,25 +109,10 @@ pub(crate) fn execute(g: &Graph, opts: &MachineOptions, program: &Program, small
             (r, bad)
         };
         if let Err(e) = result {
-            let n = g.node(ins.node);
-            return Err(e.context(format!(
-                "running {} ({}){}",
-                n.label(ins.node),
-                ins.op.name(),
-                n.location.as_ref().map(|l| format!(" built at {l}")).unwrap_or_default()
-            )));
+            return Err(e.context(crate::vm::running_context(g, ins.node, &ins.op.name(), "")));
         }
         if bad {
-            let n = g.node(ins.node);
-            let operands: Vec<String> = n.inputs.iter().map(|&k| g.node(k).describe(k)).collect();
-            return Err(Error::Numeric(format!(
-                "nan_guard: {}node {} (op {}) produced NaN/Inf from inputs [{}]{}",
-                if n.is_grad { "gradient " } else { "" },
-                n.label(ins.node),
-                ins.op.name(),
-                operands.join(", "),
-                n.location.as_ref().map(|l| format!("; built at {l}")).unwrap_or_default()
-            )));
+            return Err(crate::vm::nan_guard_error(g, ins.node, &ins.op.name()));
         }
         if let Some(t0) = t0 {
             trace_log.push(format!("[{i}] {} {} {:.1} µs", ins.op.name(), program.labels.get(&ins.node).cloned().unwrap_or_default(), t0.elapsed().as_secs_f64() * 1e6));

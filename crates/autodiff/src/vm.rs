@@ -96,6 +96,43 @@ pub fn grad_node_value(g: &SharedGraph, id: NodeId) -> Result<Option<Tensor>> {
     Ok(read(g)?.stored_value(gid).map(|v| v.view().to_owned()))
 }
 
+/// `GraphError` naming the first of `leaves` (a program's inputs) that has no value; shared by
+/// every machine (CPU and GPU) so the message is the same.
+pub fn check_inputs_bound(g: &Graph, leaves: &[NodeId]) -> Result<()> {
+    for &leaf in leaves {
+        if g.stored_value(leaf).is_none() {
+            let n = g.node(leaf);
+            return Err(Error::Graph(format!(
+                "run_all: input {} has no value; bind one with let before running{}",
+                n.describe(leaf),
+                n.location.as_ref().map(|l| format!(" (built at {l})")).unwrap_or_default()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The context added to an error raised while running `node` (`op`): its label, the op and
+/// where it was built; `on` names the device (`""` for the CPU, `" on CUDA"`).
+pub fn running_context(g: &Graph, node: NodeId, op: &str, on: &str) -> String {
+    let n = g.node(node);
+    format!("running {} ({op}){on}{}", n.label(node), n.location.as_ref().map(|l| format!(" built at {l}")).unwrap_or_default())
+}
+
+/// The `NumericError` of `nan_guard` for `node` (`op`): which node, its inputs and where it
+/// was built; shared by every machine.
+pub fn nan_guard_error(g: &Graph, node: NodeId, op: &str) -> Error {
+    let n = g.node(node);
+    let operands: Vec<String> = n.inputs.iter().map(|&k| g.node(k).describe(k)).collect();
+    Error::Numeric(format!(
+        "nan_guard: {}node {} (op {op}) produced NaN/Inf from inputs [{}]{}",
+        if n.is_grad { "gradient " } else { "" },
+        n.label(node),
+        operands.join(", "),
+        n.location.as_ref().map(|l| format!("; built at {l}")).unwrap_or_default()
+    ))
+}
+
 /// Machine options.
 #[derive(Clone, Debug)]
 pub struct MachineOptions {
@@ -355,16 +392,7 @@ impl TapeMachine {
             return Err(Error::Graph("run_all: the machine is closed".into()));
         }
         st.computed = false;
-        for &leaf in &st.program.leaves {
-            if g.stored_value(leaf).is_none() {
-                let n = g.node(leaf);
-                return Err(Error::Graph(format!(
-                    "run_all: input {} has no value; bind one with let before running{}",
-                    n.describe(leaf),
-                    n.location.as_ref().map(|l| format!(" (built at {l})")).unwrap_or_default()
-                )));
-            }
-        }
+        check_inputs_bound(&g, &st.program.leaves)?;
         exec::execute(g, &self.inner.opts, &st.program, &st.small, &mut st.buffers, &mut st.trace_log)
     }
 

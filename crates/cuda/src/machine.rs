@@ -231,16 +231,7 @@ impl CudaMachine {
         bind(dev)?;
         {
             let g = read(&self.inner.graph)?;
-            for &leaf in &program.leaves {
-                if g.stored_value(leaf).is_none() {
-                    let n = g.node(leaf);
-                    return Err(Error::Graph(format!(
-                        "run_all: input {} has no value; bind one with let before running{}",
-                        n.describe(leaf),
-                        n.location.as_ref().map(|l| format!(" (built at {l})")).unwrap_or_default()
-                    )));
-                }
-            }
+            gorgon_autodiff::vm::check_inputs_bound(&g, &program.leaves)?;
             upload_changed(&g, dev, stored)?;
             execute(&g, opts, program, steps, dev, bufs, stored, trace_log)?;
         }
@@ -553,20 +544,9 @@ fn execute(
             Ok::<bool, Error>(opts.nan_guard && out.dtype().is_float() && has_nonfinite(&dev.download(&out)?))
         })();
         bufs[ins.out] = Some(out);
-        let n = g.node(ins.node);
-        let bad = result.map_err(|e| {
-            e.context(format!("running {} ({}) on CUDA{}", n.label(ins.node), ins.op.name(), n.location.as_ref().map(|l| format!(" built at {l}")).unwrap_or_default()))
-        })?;
+        let bad = result.map_err(|e| e.context(gorgon_autodiff::vm::running_context(g, ins.node, &ins.op.name(), " on CUDA")))?;
         if bad {
-            let operands: Vec<String> = n.inputs.iter().map(|&k| g.node(k).describe(k)).collect();
-            return Err(Error::Numeric(format!(
-                "nan_guard: {}node {} (op {}) produced NaN/Inf from inputs [{}]{}",
-                if n.is_grad { "gradient " } else { "" },
-                n.label(ins.node),
-                ins.op.name(),
-                operands.join(", "),
-                n.location.as_ref().map(|l| format!("; built at {l}")).unwrap_or_default()
-            )));
+            return Err(gorgon_autodiff::vm::nan_guard_error(g, ins.node, &ins.op.name()));
         }
         if let Some(t0) = t0 {
             let label = program.labels.get(&ins.node).cloned().unwrap_or_default();
