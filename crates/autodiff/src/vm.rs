@@ -152,6 +152,15 @@ pub struct MachineOptions {
     pub no_fuse: bool,
 }
 
+impl MachineOptions {
+    /// The watch list without repeats (first occurrence kept): a node listed twice is still
+    /// recorded once per run. Every machine reads `watch` through this.
+    pub fn watch_list(&self) -> Vec<NodeId> {
+        let mut seen = std::collections::HashSet::new();
+        self.watch.iter().copied().filter(|w| seen.insert(*w)).collect()
+    }
+}
+
 impl Default for MachineOptions {
     fn default() -> Self {
         MachineOptions { device: DeviceKind::Cpu, watch: vec![], nan_guard: false, trace: false, outputs: None, keep_all: false, no_fuse: false }
@@ -263,10 +272,11 @@ impl RunResults<'_> {
 
 impl TapeMachine {
     /// Compiles `graph` and allocates every buffer (MemoryError-style `Error::Alloc` if that fails).
-    pub fn new(graph: SharedGraph, opts: MachineOptions) -> Result<TapeMachine> {
+    pub fn new(graph: SharedGraph, mut opts: MachineOptions) -> Result<TapeMachine> {
         if let DeviceKind::Cuda(_) = opts.device {
             return Err(Error::Device("this machine runs on the CPU only; CUDA programs are run by the gorgon-cuda backend".into()));
         }
+        opts.watch = opts.watch_list();
         let (program, small) = {
             let g = read(&graph)?;
             for &w in &opts.watch {

@@ -159,3 +159,20 @@ fn fused_and_unfused_programs_agree() {
         assert!((p - q).abs() <= 1e-15 * q.abs().max(1.0), "{p} vs {q}");
     }
 }
+
+#[test]
+fn a_node_watched_twice_is_recorded_once_per_run() {
+    let mut g = Graph::new(true);
+    let x = g.leaf(gorgon_core::DType::F64, &[], Some("x".into()), None).unwrap();
+    g.let_value(x, Value::Owned(Tensor::scalar(gorgon_core::DType::F64, 2.0))).unwrap();
+    let y = g.apply_named("neg", &[x], &gorgon_autodiff::attrs::Attrs::new(), None).unwrap();
+    let opts = MachineOptions { watch: vec![y, x, y, x], ..Default::default() };
+    assert_eq!(opts.watch_list(), vec![y, x]);
+    let m = TapeMachine::new(shared(g), opts).unwrap();
+    m.run_all().unwrap();
+    m.run_all().unwrap();
+    let w = m.watched().unwrap();
+    assert_eq!(w[&x].len(), 2);
+    assert_eq!(w[&y].len(), 2);
+    assert_eq!(w[&y][1].to_vec_f64(), vec![-2.0]);
+}

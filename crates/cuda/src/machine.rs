@@ -126,10 +126,11 @@ impl CudaMachine {
     /// Opens GPU `opts.device` (`DeviceKind::Cuda(n)`), compiles `graph` (without fusion),
     /// lowers every instruction and allocates every buffer on the device. Without a usable
     /// GPU this is `Error::Device` with the probe's reason (never a panic).
-    pub fn new(graph: SharedGraph, opts: MachineOptions) -> Result<CudaMachine> {
+    pub fn new(graph: SharedGraph, mut opts: MachineOptions) -> Result<CudaMachine> {
         let DeviceKind::Cuda(ordinal) = opts.device else {
             return Err(Error::Device("CudaMachine runs on a CUDA device: ask for device \"cuda\" (TapeMachine runs on the CPU)".into()));
         };
+        opts.watch = opts.watch_list();
         let mut dev = CudaDevice::new(ordinal).map_err(dev_err)?;
         let (program, lowered, stored_specs) = {
             let g = read(&graph)?;

@@ -121,10 +121,7 @@ impl Backend {
 
 fn options(py: Python<'_>, graph: &SharedGraph, device: &str, watch: Vec<i64>, nan_guard: bool, trace: bool, outputs: Option<Vec<i64>>) -> PyResult<MachineOptions> {
     let device = parse_device(device)?;
-    let mut watch = convert::node_ids(&watch)?;
-    // A node listed twice is still recorded once per run.
-    let mut seen = std::collections::HashSet::new();
-    watch.retain(|w| seen.insert(*w));
+    let watch = convert::node_ids(&watch)?;
     let mut outputs = outputs.map(|o| convert::node_ids(&o)).transpose()?;
     if let Some(o) = outputs.as_mut() {
         // Watched nodes must be computed by the program (the VM reads them from its buffers).
