@@ -138,14 +138,18 @@ class Graph:
 
     # -- node objects ------------------------------------------------------------------------
 
-    def _node(self, nid: int) -> "Node":
+    def _cached(self, nid: int) -> Optional["Node"]:
+        """The Node object of id ``nid`` if one was made already (the cache grows to fit)."""
         nodes = self._nodes
         if nid < len(nodes):
-            n = nodes[nid]
-            if n is not None:
-                return n
-        else:
-            nodes.extend([None] * (nid + 1 - len(nodes)))
+            return nodes[nid]
+        nodes.extend([None] * (nid + 1 - len(nodes)))
+        return None
+
+    def _node(self, nid: int) -> "Node":
+        n = self._cached(nid)
+        if n is not None:
+            return n
         name, shape, dtype, _kind = self._g.node_info(nid)
         return self._new_node(nid, name, shape, dtype)
 
@@ -153,13 +157,9 @@ class Graph:
         """The node of ``op`` on ``ids`` (new, or an identical one found by the native graph),
         with its facts from the same native call."""
         nid, name, shape, dtype = self._g.apply_node(op, ids, attrs, location)
-        nodes = self._nodes
-        if nid < len(nodes):
-            n = nodes[nid]
-            if n is not None:
-                return n
-        else:
-            nodes.extend([None] * (nid + 1 - len(nodes)))
+        n = self._cached(nid)
+        if n is not None:
+            return n
         return self._new_node(nid, name, shape, dtype)
 
     def _new_node(self, nid: int, name: Optional[str], shape: tuple[int, ...], dtype: str) -> "Node":
