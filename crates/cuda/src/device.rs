@@ -629,46 +629,16 @@ mod imp {
                     ),
                 });
             }
-            self.ctx.bind_to_thread().map_err(CudaError::from)?;
-            self.uploads += 1;
-            if dst.len == 0 {
-                return Ok(());
-            }
-            fn put<T: DevElem + gorgon_core::Element>(
-                ctx: &Arc<CudaContext>,
-                st: &mut Staging,
-                s: &Arc<CudaStream>,
-                a: &ndarray::ArrayD<T>,
-                d: &mut CudaSlice<T>,
-            ) -> Result<(), CudaError> {
-                let std = a.as_standard_layout();
-                let host = std.as_slice().expect("standard layout is contiguous");
-                let n = host.len();
-                if let Some(pinned) = staging_for::<T>(ctx, st, n) {
-                    // Fill the page-locked buffer, copy it (a plain slice: cudarc does not
-                    // track it) and wait, so the buffer is free for the next transfer.
-                    let buf = &mut pinned.as_mut_slice()?[..n];
-                    buf.copy_from_slice(host);
-                    s.memcpy_htod(&*buf, &mut d.slice_mut(0..n))?;
-                    s.synchronize()?;
-                    return Ok(());
-                }
-                s.memcpy_htod(host, &mut d.slice_mut(0..n))?;
-                Ok(())
-            }
-            let (ctx, st, s) = (&self.ctx, &mut self.staging, &self.stream);
-            match (src, &mut dst.data) {
-                (Tensor::F32(a), BufData::F32(d)) => put(ctx, st, s, a, d)?,
-                (Tensor::F64(a), BufData::F64(d)) => put(ctx, st, s, a, d)?,
-                (Tensor::I32(a), BufData::I32(d)) => put(ctx, st, s, a, d)?,
-                (Tensor::I64(a), BufData::I64(d)) => put(ctx, st, s, a, d)?,
-                (Tensor::Bool(a), BufData::U8(d)) => {
+            // One transfer path for every dtype: `upload_from` (page-locked staging when it fits).
+            match src {
+                Tensor::F32(a) => self.upload_from::<f32>(a.as_standard_layout().as_slice().expect("standard layout"), dst)?,
+                Tensor::F64(a) => self.upload_from::<f64>(a.as_standard_layout().as_slice().expect("standard layout"), dst)?,
+                Tensor::I32(a) => self.upload_from::<i32>(a.as_standard_layout().as_slice().expect("standard layout"), dst)?,
+                Tensor::I64(a) => self.upload_from::<i64>(a.as_standard_layout().as_slice().expect("standard layout"), dst)?,
+                Tensor::Bool(a) => {
                     let host: Vec<u8> = a.iter().map(|&b| b as u8).collect();
-                    // A copy from pageable memory has been staged when memcpy returns, so
-                    // `host` may be dropped right after.
-                    s.memcpy_htod(&host, &mut d.slice_mut(0..host.len())).map_err(CudaError::from)?;
+                    self.upload_from::<u8>(&host, dst)?
                 }
-                _ => unreachable!("dtype checked above"),
             }
             Ok(())
         }
@@ -676,30 +646,18 @@ mod imp {
         fn download(&mut self, src: &CudaBuffer) -> gorgon_core::Result<Tensor> {
             self.ctx.bind_to_thread().map_err(CudaError::from)?;
             self.check_index_flag()?;
-            self.downloads += 1;
-            fn get<T: DevElem>(ctx: &Arc<CudaContext>, st: &mut Staging, s: &Arc<CudaStream>, d: &CudaSlice<T>, n: usize) -> Result<Vec<T>, CudaError> {
-                if let Some(pinned) = staging_for::<T>(ctx, st, n) {
-                    // Copy into the page-locked buffer (a plain slice: cudarc does not track
-                    // it), wait for the copy, then read it.
-                    let buf = &mut pinned.as_mut_slice()?[..n];
-                    s.memcpy_dtoh(&d.slice(0..n), &mut *buf)?;
-                    s.synchronize()?;
-                    return Ok(buf.to_vec());
-                }
-                let mut host = vec![T::default(); n];
-                if n > 0 {
-                    s.memcpy_dtoh(&d.slice(0..n), &mut host)?;
-                }
-                s.synchronize()?;
+            fn get<T: DevElem>(dev: &mut CudaDevice, src: &CudaBuffer) -> Result<Vec<T>, CudaError> {
+                let mut host = vec![T::default(); src.len];
+                dev.download_into(src, &mut host)?;
                 Ok(host)
             }
-            let (ctx, st, s, n, shape) = (&self.ctx, &mut self.staging, &self.stream, src.len, src.shape.as_slice());
+            let shape = src.shape.clone();
             match &src.data {
-                BufData::F32(d) => Tensor::from_vec(get(ctx, st, s, d, n)?, shape),
-                BufData::F64(d) => Tensor::from_vec(get(ctx, st, s, d, n)?, shape),
-                BufData::I32(d) => Tensor::from_vec(get(ctx, st, s, d, n)?, shape),
-                BufData::I64(d) => Tensor::from_vec(get(ctx, st, s, d, n)?, shape),
-                BufData::U8(d) => Tensor::from_vec(get(ctx, st, s, d, n)?.into_iter().map(|v| v != 0).collect::<Vec<bool>>(), shape),
+                BufData::F32(_) => Tensor::from_vec(get::<f32>(self, src)?, &shape),
+                BufData::F64(_) => Tensor::from_vec(get::<f64>(self, src)?, &shape),
+                BufData::I32(_) => Tensor::from_vec(get::<i32>(self, src)?, &shape),
+                BufData::I64(_) => Tensor::from_vec(get::<i64>(self, src)?, &shape),
+                BufData::U8(_) => Tensor::from_vec(get::<u8>(self, src)?.into_iter().map(|v| v != 0).collect::<Vec<bool>>(), &shape),
             }
         }
 
