@@ -145,6 +145,12 @@ class LispMachine:
     def device_name(self) -> str: ...
 
 @final
+class LentBuffer:
+    """The base object of a NumPy array over a result buffer a machine lent out (large
+    results of compiled functions reach Python without a copy; the buffer returns to its
+    machine when the last array over it is gone)."""
+    def __len__(self) -> int: ...
+
 class Function:
     """A compiled callable (what ``gr.function`` returns): ``f(*values)`` binds each input leaf
     (like ``Graph.let``; other values go through ``converter(index, value) -> ndarray``), runs

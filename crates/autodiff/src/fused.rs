@@ -5,6 +5,7 @@
 
 use crate::error::{Error, Result};
 use gorgon_core::kernels::elementwise::{BinaryOp as B, UnaryOp as U};
+use gorgon_core::kernels::simd::{self, SimdLevel};
 use gorgon_core::kernels::threads;
 use gorgon_core::kernels::vmath::{VFunc, VMath};
 use gorgon_core::{Element, Float, Tensor, TensorView};
@@ -97,6 +98,11 @@ pub fn eval(expr: &FusedExpr, ins: &[TensorView], out: &mut Tensor) -> Result<()
     }
 }
 
+/// Outputs of at least this many bytes are written with non-temporal (streaming) stores:
+/// they cannot stay in cache anyway, and streaming skips reading each output line before
+/// overwriting it (a quarter of the traffic of `tanh(a*b+c)`).
+pub const STREAM_BYTES: usize = 8 << 20;
+
 fn eval_t<T: Float + VMath + Scratch>(expr: &FusedExpr, ins: &[TensorView], out: &mut Tensor) -> Result<()> {
     let n = out.len();
     let srcs: Vec<Src<T>> = ins
@@ -112,36 +118,126 @@ fn eval_t<T: Float + VMath + Scratch>(expr: &FusedExpr, ins: &[TensorView], out:
             }
         })
         .collect::<Result<_>>()?;
+    for s in &expr.steps {
+        if let Step::Input(k) = *s {
+            if k >= srcs.len() {
+                return Err(Error::Internal(format!("fused: input {k} of {} operands", srcs.len())));
+            }
+        }
+    }
     let o = T::tensor_mut(out).and_then(|a| a.as_slice_mut()).ok_or_else(|| Error::Internal("fused: output is not contiguous".into()))?;
+    let stream = n.saturating_mul(std::mem::size_of::<T>()) >= STREAM_BYTES;
     let nsteps = expr.steps.len();
+    let level = simd::level();
     threads::par_chunks_mut(o, 32 * 1024, |start, chunk| {
         T::with(nsteps * BLOCK, |regs| {
-            let mut off = 0;
-            while off < chunk.len() {
-                let len = BLOCK.min(chunk.len() - off);
-                eval_block(expr, &srcs, start + off, len, regs, &mut chunk[off..off + len]);
-                off += len;
+            #[cfg(target_arch = "x86_64")]
+            if matches!(level, SimdLevel::Avx2Fma | SimdLevel::Avx512) {
+                // SAFETY: the level is only reported when the CPU has AVX2 and FMA.
+                unsafe { run_blocks_avx2(expr, &srcs, start, chunk, regs, stream) };
+                return;
             }
+            let _ = (level, stream);
+            run_blocks(expr, &srcs, start, chunk, regs, None);
         })
     });
     Ok(())
 }
 
-fn eval_block<T: Float + VMath>(expr: &FusedExpr, srcs: &[Src<T>], at: usize, len: usize, regs: &mut [T], out: &mut [T]) {
+/// How a block's final values reach the output when they are not written in place.
+type Store<T> = unsafe fn(&[T], &mut [T]);
+
+/// [`run_blocks`] compiled for AVX2+FMA, with streaming stores for large outputs.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn run_blocks_avx2<T: Float + VMath>(expr: &FusedExpr, srcs: &[Src<T>], start: usize, chunk: &mut [T], regs: &mut [T], stream: bool) {
+    if stream {
+        run_blocks(expr, srcs, start, chunk, regs, Some(stream_copy::<T> as Store<T>));
+        // Orders the streaming stores before anything the caller does next.
+        std::arch::x86_64::_mm_sfence();
+    } else {
+        run_blocks(expr, srcs, start, chunk, regs, None);
+    }
+}
+
+/// Copies `src` into `dst` with non-temporal 32-byte stores (plain copies for the unaligned
+/// head and the tail).
+///
+/// # Safety
+/// The CPU must support AVX; `src` and `dst` have the same length.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn stream_copy<T: Copy>(src: &[T], dst: &mut [T]) {
+    use std::arch::x86_64::{__m256i, _mm256_loadu_si256, _mm256_stream_si256};
+    let bytes = std::mem::size_of_val(src).min(std::mem::size_of_val(dst));
+    let (s, d) = (src.as_ptr() as *const u8, dst.as_mut_ptr() as *mut u8);
+    let head = (d.align_offset(32)).min(bytes);
+    let body = (bytes - head) / 32 * 32;
+    // SAFETY: every access stays within the first `bytes` bytes of both slices; the
+    // streamed stores are 32-byte aligned (after `head`).
+    unsafe {
+        std::ptr::copy_nonoverlapping(s, d, head);
+        let mut i = head;
+        while i < head + body {
+            let v = _mm256_loadu_si256(s.add(i) as *const __m256i);
+            _mm256_stream_si256(d.add(i) as *mut __m256i, v);
+            i += 32;
+        }
+        std::ptr::copy_nonoverlapping(s.add(i), d.add(i), bytes - i);
+    }
+}
+
+/// Evaluates the blocks of one thread's chunk (`chunk` starts at element `start`). With
+/// `store`, each block's result is computed in the scratch registers and then stored by it.
+#[inline(always)]
+fn run_blocks<T: Float + VMath>(expr: &FusedExpr, srcs: &[Src<T>], start: usize, chunk: &mut [T], regs: &mut [T], store: Option<Store<T>>) {
+    let last = expr.steps.len() - 1;
+    let mut off = 0;
+    while off < chunk.len() {
+        let len = BLOCK.min(chunk.len() - off);
+        let dst = &mut chunk[off..off + len];
+        match store {
+            None => eval_block(expr, srcs, start + off, len, regs, Some(dst)),
+            Some(st) => {
+                eval_block(expr, srcs, start + off, len, regs, None);
+                // SAFETY: `st` is only passed by callers that checked the CPU's features.
+                unsafe { st(&regs[last * BLOCK..last * BLOCK + len], dst) };
+            }
+        }
+        off += len;
+    }
+}
+
+/// One block: step `i` writes register `i` (the last step writes `out` when given); a full
+/// input is read in place, never copied into a register.
+#[inline(always)]
+fn eval_block<T: Float + VMath>(expr: &FusedExpr, srcs: &[Src<T>], at: usize, len: usize, regs: &mut [T], mut out: Option<&mut [T]>) {
     let last = expr.steps.len() - 1;
     for (i, step) in expr.steps.iter().enumerate() {
         let (before, rest) = regs.split_at_mut(i * BLOCK);
-        let dst: &mut [T] = if i == last { &mut *out } else { &mut rest[..len] };
-        let reg = |k: usize| &before[k * BLOCK..k * BLOCK + len];
+        let operand = |k: usize| -> &[T] {
+            match expr.steps[k] {
+                Step::Input(j) => match &srcs[j] {
+                    Src::Full(s) => &s[at..at + len],
+                    Src::Scalar(_) => &before[k * BLOCK..k * BLOCK + len],
+                },
+                _ => &before[k * BLOCK..k * BLOCK + len],
+            }
+        };
+        let dst: &mut [T] = match (i == last, out.as_deref_mut()) {
+            (true, Some(o)) => o,
+            _ => &mut rest[..len],
+        };
         match *step {
             Step::Input(k) => match &srcs[k] {
-                Src::Full(s) => dst.copy_from_slice(&s[at..at + len]),
+                Src::Full(s) if i == last => dst.copy_from_slice(&s[at..at + len]),
+                Src::Full(_) => {}
                 Src::Scalar(v) => dst.fill(*v),
             },
-            Step::Unary(u, a) => unary_slice(u, reg(a), dst),
-            Step::Binary(b, x, y) => binary_slice(b, reg(x), reg(y), dst),
+            Step::Unary(u, a) => unary_slice(u, operand(a), dst),
+            Step::Binary(b, x, y) => binary_slice(b, operand(x), operand(y), dst),
             Step::Where(c, x, y) => {
-                let (cs, xs, ys) = (reg(c), reg(x), reg(y));
+                let (cs, xs, ys) = (operand(c), operand(x), operand(y));
                 for (((d, &cc), &p), &q) in dst.iter_mut().zip(cs).zip(xs).zip(ys) {
                     *d = if cc != T::zero() { p } else { q };
                 }
@@ -159,6 +255,7 @@ fn zip2<T: Copy>(a: &[T], b: &[T], out: &mut [T], f: impl Fn(T, T) -> T) {
     }
 }
 
+#[inline(always)]
 fn binary_slice<T: Float>(b: B, xs: &[T], ys: &[T], dst: &mut [T]) {
     let (zero, one) = (T::zero(), T::one());
     match b {
@@ -176,6 +273,7 @@ fn binary_slice<T: Float>(b: B, xs: &[T], ys: &[T], dst: &mut [T]) {
     }
 }
 
+#[inline(always)]
 fn unary_slice<T: Float + VMath>(u: U, x: &[T], out: &mut [T]) {
     let vf = match u {
         U::Exp => Some(VFunc::Exp),

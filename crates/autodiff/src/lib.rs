@@ -33,6 +33,7 @@ pub mod grad;
 pub mod graph;
 pub mod infer;
 pub mod io;
+pub mod lend;
 pub mod op;
 pub mod random;
 pub mod smallops;

@@ -16,6 +16,7 @@ use crate::compile::{compile, CompileOptions, Program, Slot};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, NodeId, NodeKind, ResultSource, Value};
 use crate::exec;
+use crate::lend::{Lent, Pool};
 use crate::smallops::SmallOp;
 use gorgon_core::error::fmt_shape;
 use gorgon_core::{DeviceKind, Tensor, TensorView};
@@ -172,10 +173,52 @@ struct RunState {
     /// Per instruction: the small-operand fast path it takes, if any (see [`crate::smallops`]).
     small: Vec<Option<SmallOp>>,
     buffers: Vec<Tensor>,
+    /// Per buffer: the [`Lent`] it was moved into by [`TapeMachine::lend`], shared with a
+    /// caller until the next run takes it back ([`RunState::reclaim`]).
+    lent: Vec<Option<Arc<Lent>>>,
+    /// Some buffer is lent (skips the reclaim loop on most runs).
+    any_lent: bool,
+    /// Buffers callers let go of after the machine stopped sharing them.
+    pool: Arc<Pool>,
     computed: bool,
     closed: bool,
     watched: HashMap<NodeId, Vec<Tensor>>,
     trace_log: Vec<String>,
+}
+
+impl RunState {
+    /// Buffer `b`'s tensor: the machine's own, or the one it lent out.
+    fn buf(&self, b: usize) -> &Tensor {
+        match self.lent.get(b) {
+            Some(Some(l)) => l.tensor(),
+            _ => &self.buffers[b],
+        }
+    }
+
+    /// Takes lent buffer `b` back before anything writes to it: the lent buffer itself when
+    /// the caller let go of it, else one from the pool or a new one (the caller keeps its
+    /// array; nothing the machine does later changes it).
+    fn reclaim_one(&mut self, b: usize) -> Result<()> {
+        let Some(l) = self.lent.get_mut(b).and_then(Option::take) else { return Ok(()) };
+        let spec = &self.program.buffers[b];
+        let own = Arc::try_unwrap(l).ok().and_then(Lent::into_tensor);
+        self.buffers[b] = match own.or_else(|| self.pool.take(spec.dtype, &spec.shape)) {
+            Some(t) => t,
+            None => Tensor::try_zeros(spec.dtype, &spec.shape)?,
+        };
+        Ok(())
+    }
+
+    /// [`RunState::reclaim_one`] for every lent buffer.
+    fn reclaim(&mut self) -> Result<()> {
+        if self.any_lent {
+            for b in 0..self.lent.len() {
+                self.reclaim_one(b)?;
+            }
+            self.any_lent = false;
+        }
+        Ok(())
+    }
 }
 
 struct MachineInner {
@@ -196,7 +239,7 @@ impl ResultSource for MachineInner {
         if st.closed || !st.computed {
             return None;
         }
-        st.program.node_buf.get(&node).map(|&b| Ok(st.buffers[b].clone()))
+        st.program.node_buf.get(&node).map(|&b| Ok(st.buf(b).clone()))
     }
     fn visit(&self, node: NodeId, f: &mut dyn FnMut(&TensorView<'_>) -> Result<()>) -> Option<Result<()>> {
         let st = match self.state.lock() {
@@ -206,7 +249,7 @@ impl ResultSource for MachineInner {
         if st.closed || !st.computed {
             return None;
         }
-        st.program.node_buf.get(&node).map(|&b| f(&st.buffers[b].view()))
+        st.program.node_buf.get(&node).map(|&b| f(&st.buf(b).view()))
     }
     fn overwrite(&self, node: NodeId, value: &TensorView<'_>) -> Option<Result<()>> {
         let mut st = match self.state.lock() {
@@ -217,6 +260,9 @@ impl ResultSource for MachineInner {
             return None;
         }
         let b = *st.program.node_buf.get(&node)?;
+        if let Err(e) = st.reclaim_one(b) {
+            return Some(Err(e));
+        }
         let buf = &mut st.buffers[b];
         if buf.shape() != value.shape() || buf.dtype() != value.dtype() {
             return Some(Err(Error::Shape(format!(
@@ -264,7 +310,7 @@ impl RunResults<'_> {
     /// value (leaves, constants); `None` when it has neither.
     pub fn view(&self, node: NodeId) -> Option<TensorView<'_>> {
         match self.st.program.node_buf.get(&node) {
-            Some(&b) => self.st.buffers.get(b).map(Tensor::view),
+            Some(&b) => (b < self.st.buffers.len()).then(|| self.st.buf(b).view()),
             None => self.g.stored_value(node).map(Value::view),
         }
     }
@@ -294,7 +340,8 @@ impl TapeMachine {
                 Error::Alloc(format!("compiling: cannot allocate {bytes} bytes for a buffer of shape {} {} ({e}); the program needs {total} bytes in all", fmt_shape(&spec.shape), spec.dtype))
             })?);
         }
-        let state = RunState { program, small, buffers, computed: false, closed: false, watched: HashMap::new(), trace_log: vec![] };
+        let lent = vec![None; buffers.len()];
+        let state = RunState { program, small, buffers, lent, any_lent: false, pool: Arc::default(), computed: false, closed: false, watched: HashMap::new(), trace_log: vec![] };
         let elements: usize = state.program.instrs.iter().map(|ins| state.program.buffers[ins.out].shape.iter().product::<usize>()).sum();
         let quick = state.program.instrs.len() <= QUICK_MAX_INSTRS && elements <= QUICK_MAX_ELEMENTS && state.small.iter().all(Option::is_some);
         Ok(TapeMachine { inner: Arc::new(MachineInner { graph, opts, quick, state: Mutex::new(state) }) })
@@ -403,6 +450,7 @@ impl TapeMachine {
         }
         st.computed = false;
         check_inputs_bound(&g, &st.program.leaves)?;
+        st.reclaim()?;
         exec::execute(g, &self.inner.opts, &st.program, &st.small, &mut st.buffers, &mut st.trace_log)
     }
 
@@ -416,7 +464,7 @@ impl TapeMachine {
     fn register(&self, st: &RunState, g: &mut Graph) -> Result<()> {
         for &(target, slot) in &st.program.updates {
             let v = match slot {
-                Slot::Buf(b) => st.buffers[b].clone(),
+                Slot::Buf(b) => st.buf(b).clone(),
                 Slot::Stored(n) => g.stored_value(n).map(|v| v.view().to_owned()).ok_or_else(|| Error::Internal("update source missing".into()))?,
             };
             g.let_value(target, crate::graph::Value::Owned(v))?;
@@ -435,7 +483,7 @@ impl TapeMachine {
             // Watched nodes are compiled in (kept), so op nodes always have a buffer here;
             // leaves and constants come from the graph (never ask a machine: we hold its lock).
             let v = match st.program.node_buf.get(&w) {
-                Some(&b) => st.buffers[b].clone(),
+                Some(&b) => st.buf(b).clone(),
                 None => g.value(w)?,
             };
             st.watched.entry(w).or_default().push(v);
@@ -458,6 +506,8 @@ impl TapeMachine {
             st.closed = true;
             st.computed = false;
             st.buffers = Vec::new();
+            st.lent = Vec::new();
+            st.any_lent = false;
             st.watched.clear();
         }
     }
@@ -499,6 +549,9 @@ impl TapeMachine {
         }
         match st.program.node_buf.get(&node).copied() {
             Some(b) => {
+                if let Some(l) = &st.lent[b] {
+                    return Ok(l.tensor().clone());
+                }
                 let spec = st.program.buffers[b].clone();
                 let fresh = Tensor::try_zeros(spec.dtype, &spec.shape)?;
                 Ok(std::mem::replace(&mut st.buffers[b], fresh))
@@ -516,7 +569,36 @@ impl TapeMachine {
         if !st.computed || st.closed {
             return Ok(f(None));
         }
-        Ok(f(st.program.node_buf.get(&node).map(|&b| st.buffers[b].view())))
+        Ok(f(st.program.node_buf.get(&node).map(|&b| st.buf(b).view())))
+    }
+
+    /// Lends a node's result buffer to the caller (zero-copy results; see [`crate::lend`]):
+    /// `None` when the node has no buffer in this machine or no run has computed it. The
+    /// value stays readable through the machine until its next run, which takes the buffer
+    /// back, or leaves it to the caller and runs into another one while the caller still
+    /// holds the returned [`Lent`].
+    pub fn lend(&self, node: NodeId) -> Result<Option<Arc<Lent>>> {
+        let mut st = self.lock()?;
+        if !st.computed || st.closed {
+            return Ok(None);
+        }
+        let Some(&b) = st.program.node_buf.get(&node) else { return Ok(None) };
+        if let Some(l) = &st.lent[b] {
+            return Ok(Some(l.clone()));
+        }
+        let spec = &st.program.buffers[b];
+        let placeholder = Tensor::try_zeros(spec.dtype, &[0])?;
+        let t = std::mem::replace(&mut st.buffers[b], placeholder);
+        let l = Arc::new(Lent::new(t, &st.pool));
+        st.lent[b] = Some(l.clone());
+        st.any_lent = true;
+        Ok(Some(l))
+    }
+
+    /// How many buffers callers gave back are waiting in this machine's pool (diagnostics
+    /// and tests).
+    pub fn pooled_buffers(&self) -> usize {
+        self.lock().map(|st| st.pool.len()).unwrap_or(0)
     }
 
     /// The graph this machine runs.

@@ -133,10 +133,23 @@ fn errors_name_nodes() {
 
 #[test]
 fn fused_and_unfused_programs_agree() {
+    fused_matches_unfused(3000);
+}
+
+/// Large enough (16.8 MB of float64, odd length) that the fused kernel streams its output
+/// past the cache (`fused::STREAM_BYTES`), with an unaligned head and a ragged tail.
+#[test]
+fn fused_streaming_stores_match_unfused() {
+    let n = 2_100_001;
+    assert!(n * 8 >= gorgon_autodiff::fused::STREAM_BYTES);
+    fused_matches_unfused(n);
+}
+
+fn fused_matches_unfused(n: usize) {
     let build = || {
         let mut g = Graph::new(true);
-        let a = leaf(&mut g, "a", &[3000], rand_vec(3000, 5));
-        let b = leaf(&mut g, "b", &[3000], rand_vec(3000, 6));
+        let a = leaf(&mut g, "a", &[n], rand_vec(n, 5));
+        let b = leaf(&mut g, "b", &[n], rand_vec(n, 6));
         let c = leaf(&mut g, "c", &[], vec![0.25]);
         let ab = op(&mut g, "mul", &[a, b]);
         let abc = op(&mut g, "add", &[ab, c]);

@@ -14,6 +14,7 @@ pub mod convert;
 pub mod custom;
 pub mod errors;
 pub mod graph;
+pub mod lent;
 pub mod machine;
 pub mod node;
 
@@ -226,6 +227,7 @@ fn dtypes(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<graph::PyGraph>()?;
+    m.add_class::<lent::LentBuffer>()?;
     m.add_class::<node::PyNodeBase>()?;
     m.add_class::<machine::PyTapeMachine>()?;
     m.add_class::<machine::PyLispMachine>()?;

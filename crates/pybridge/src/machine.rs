@@ -302,6 +302,9 @@ pub struct PyFunction {
     m: Backend,
     inputs: Vec<NodeSpec>,
     outputs: Vec<NodeSpec>,
+    /// Per output: large enough to be lent (zero-copy, see [`crate::lent`]) and the first
+    /// mention of its node (a repeated output gets its own copy, never a shared buffer).
+    lend: Vec<bool>,
     single: bool,
     converter: Py<PyAny>,
     /// Serializes calls of this function (bind, run, read must not interleave across threads).
@@ -351,8 +354,14 @@ impl PyFunction {
         Ok(Some(PyList::new(py, outs)?.into_any()))
     }
 
-    fn output<'py>(&self, py: Python<'py>, id: NodeId) -> PyResult<Bound<'py, PyAny>> {
+    fn output<'py>(&self, py: Python<'py>, k: usize) -> PyResult<Bound<'py, PyAny>> {
+        let id = self.outputs[k].id;
         if !callbacks_exist() {
+            if let (Backend::Cpu(m), true) = (&self.m, self.lend[k]) {
+                if let Some(l) = m.lend(id).py()? {
+                    return crate::lent::lent_to_py(py, l);
+                }
+            }
             let mut out: Option<PyResult<Bound<'py, PyAny>>> = None;
             self.m
                 .with_buffer(id, |v| {
@@ -400,7 +409,12 @@ impl PyFunction {
             let opts = MachineOptions { device: parse_device(device)?, outputs: Some(outs.clone()), ..MachineOptions::default() };
             let gc = g.clone();
             let m = py.detach(|| Backend::new(gc, opts)).py()?;
-            Ok(PyFunction { graph: g, m, inputs: specs, outputs: out_specs, single, converter, calls: Mutex::new(()) })
+            let lend = out_specs
+                .iter()
+                .enumerate()
+                .map(|(k, o)| o.shape.iter().product::<usize>() >= crate::lent::LEND_MIN && !out_specs[..k].iter().any(|p| p.id == o.id))
+                .collect();
+            Ok(PyFunction { graph: g, m, inputs: specs, outputs: out_specs, lend, single, converter, calls: Mutex::new(()) })
         })
     }
 
@@ -447,9 +461,9 @@ impl PyFunction {
             }
             run(py, &self.m)?;
             if self.single {
-                return self.output(py, self.outputs[0].id);
+                return self.output(py, 0);
             }
-            let outs = self.outputs.iter().map(|o| self.output(py, o.id)).collect::<PyResult<Vec<_>>>()?;
+            let outs = (0..self.outputs.len()).map(|k| self.output(py, k)).collect::<PyResult<Vec<_>>>()?;
             Ok(PyList::new(py, outs)?.into_any())
         })
     }
