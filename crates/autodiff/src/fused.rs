@@ -193,6 +193,15 @@ unsafe fn stream_copy<T: Copy>(src: &[T], dst: &mut [T]) {
 fn run_blocks<T: Float + VMath>(expr: &FusedExpr, srcs: &[Src<T>], start: usize, chunk: &mut [T], regs: &mut [T], store: Option<Store<T>>) {
     let last = expr.steps.len() - 1;
     let mut off = 0;
+    if store.is_some() {
+        // Streamed blocks must start on a cache line: a line written partly by streaming
+        // stores and partly by plain ones is read back from memory and flushed twice.
+        let lead = ((64 - chunk.as_ptr() as usize % 64) % 64 / std::mem::size_of::<T>()).min(chunk.len());
+        if lead > 0 {
+            eval_block(expr, srcs, start, lead, regs, Some(&mut chunk[..lead]));
+            off = lead;
+        }
+    }
     while off < chunk.len() {
         let len = BLOCK.min(chunk.len() - off);
         let dst = &mut chunk[off..off + len];
