@@ -1,7 +1,10 @@
 //! Elementwise fusion: a tree of elementwise ops becomes one [`FusedExpr`] evaluated in
 //! cache-sized blocks (no full-size temporaries), split across threads for large outputs.
 //! Inputs are either full-size contiguous arrays of the output's shape or scalars.
-//! The analysis that forms groups lives in [`crate::compile`]; this module evaluates them.
+//! The analysis that forms groups lives in [`crate::compile`]; this module evaluates them,
+//! and [`reduce`] evaluates a fused tree together with the sum or mean that consumes it.
+
+pub mod reduce;
 
 use crate::error::{Error, Result};
 use gorgon_core::kernels::elementwise::{BinaryOp as B, UnaryOp as U};
@@ -52,12 +55,12 @@ impl FusedExpr {
     }
 }
 
-enum Src<'a, T> {
+pub(crate) enum Src<'a, T> {
     Full(&'a [T]),
     Scalar(T),
 }
 
-trait Scratch: Sized {
+pub(crate) trait Scratch: Sized {
     fn with<R>(n: usize, f: impl FnOnce(&mut [Self]) -> R) -> R;
 }
 
@@ -103,8 +106,8 @@ pub fn eval(expr: &FusedExpr, ins: &[TensorView], out: &mut Tensor) -> Result<()
 /// overwriting it (a quarter of the traffic of `tanh(a*b+c)`).
 pub const STREAM_BYTES: usize = 8 << 20;
 
-fn eval_t<T: Float + VMath + Scratch>(expr: &FusedExpr, ins: &[TensorView], out: &mut Tensor) -> Result<()> {
-    let n = out.len();
+/// The operands of an expression over `n` elements: full contiguous arrays or scalars.
+fn sources<'a, T: Float>(expr: &FusedExpr, ins: &'a [TensorView], n: usize) -> Result<Vec<Src<'a, T>>> {
     let srcs: Vec<Src<T>> = ins
         .iter()
         .map(|v| {
@@ -125,6 +128,12 @@ fn eval_t<T: Float + VMath + Scratch>(expr: &FusedExpr, ins: &[TensorView], out:
             }
         }
     }
+    Ok(srcs)
+}
+
+fn eval_t<T: Float + VMath + Scratch>(expr: &FusedExpr, ins: &[TensorView], out: &mut Tensor) -> Result<()> {
+    let n = out.len();
+    let srcs = sources::<T>(expr, ins, n)?;
     let o = T::tensor_mut(out).and_then(|a| a.as_slice_mut()).ok_or_else(|| Error::Internal("fused: output is not contiguous".into()))?;
     let stream = n.saturating_mul(std::mem::size_of::<T>()) >= STREAM_BYTES;
     let nsteps = expr.steps.len();
@@ -220,7 +229,7 @@ fn run_blocks<T: Float + VMath>(expr: &FusedExpr, srcs: &[Src<T>], start: usize,
 /// One block: step `i` writes register `i` (the last step writes `out` when given); a full
 /// input is read in place, never copied into a register.
 #[inline(always)]
-fn eval_block<T: Float + VMath>(expr: &FusedExpr, srcs: &[Src<T>], at: usize, len: usize, regs: &mut [T], mut out: Option<&mut [T]>) {
+pub(crate) fn eval_block<T: Float + VMath>(expr: &FusedExpr, srcs: &[Src<T>], at: usize, len: usize, regs: &mut [T], mut out: Option<&mut [T]>) {
     let last = expr.steps.len() - 1;
     for (i, step) in expr.steps.iter().enumerate() {
         let (before, rest) = regs.split_at_mut(i * BLOCK);
