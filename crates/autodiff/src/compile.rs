@@ -126,6 +126,10 @@ pub struct CompileOptions {
     /// Fuse trees of elementwise ops into single block-wise loops (default on; the
     /// environment variable `GORGON_FUSE=0` turns it off).
     pub no_fuse: bool,
+    /// Also fuse a sum or mean over trailing axes with the elementwise tree that feeds it
+    /// (`sum(x * x)` in one pass, see [`crate::fused::reduce`]); needs fusion on. Backends
+    /// without a fused-reduction kernel leave it off.
+    pub fuse_reductions: bool,
 }
 
 fn fusion_enabled(opts: &CompileOptions) -> bool {
@@ -148,7 +152,7 @@ fn conformant(g: &Graph, n: NodeId) -> bool {
 }
 
 /// Instructions before buffer planning: (node, op, operand nodes), with fusion applied.
-fn plan_instrs(g: &Graph, op_nodes: &[NodeId], keep: &HashSet<NodeId>, fuse: bool) -> Vec<(NodeId, Op, Vec<NodeId>)> {
+fn plan_instrs(g: &Graph, op_nodes: &[NodeId], keep: &HashSet<NodeId>, fuse: bool, fuse_reductions: bool) -> Vec<(NodeId, Op, Vec<NodeId>)> {
     let in_plan: HashSet<NodeId> = op_nodes.iter().copied().collect();
     let mut consumers: HashMap<NodeId, HashSet<NodeId>> = HashMap::new();
     for &n in op_nodes {
@@ -176,10 +180,22 @@ fn plan_instrs(g: &Graph, op_nodes: &[NodeId], keep: &HashSet<NodeId>, fuse: boo
             *members.entry(r).or_default() += 1;
         }
     }
+    let reductions = if fuse && fuse_reductions { fusable_reductions(g, op_nodes, keep, &consumers, &root_of) } else { HashMap::new() };
+    let swallowed: HashSet<NodeId> = reductions.values().map(|&(i, ..)| i).collect();
     let mut out = Vec::with_capacity(op_nodes.len());
     for &n in op_nodes {
         let node = g.node(n);
         let NodeKind::Op(op) = &node.kind else { continue };
+        if swallowed.contains(&n) {
+            continue;
+        }
+        if let Some(&(i, fold, row_len)) = reductions.get(&n) {
+            let (mut steps, mut ext, mut memo) = (Vec::new(), Vec::new(), HashMap::new());
+            build_steps(g, i, i, &root_of, &mut steps, &mut ext, &mut memo);
+            let expr = std::sync::Arc::new(crate::fused::FusedExpr { steps });
+            out.push((n, Op::FusedReduce { expr, fold, row_len }, ext));
+            continue;
+        }
         match root_of.get(&n) {
             Some(&r) if r != n => continue,
             Some(_) if members.get(&n).copied().unwrap_or(0) > 0 => {
@@ -193,6 +209,45 @@ fn plan_instrs(g: &Graph, op_nodes: &[NodeId], keep: &HashSet<NodeId>, fuse: boo
         }
     }
     out
+}
+
+/// Sums and means that absorb the elementwise group feeding them: reduction node →
+/// (the group's root, the fold, elements per row). The group must be the reduction's sole
+/// input, read by nothing else and not kept, and the reduced axes must be the trailing ones
+/// (so each output element folds one contiguous row).
+fn fusable_reductions(
+    g: &Graph,
+    op_nodes: &[NodeId],
+    keep: &HashSet<NodeId>,
+    consumers: &HashMap<NodeId, HashSet<NodeId>>,
+    root_of: &HashMap<NodeId, NodeId>,
+) -> HashMap<NodeId, (NodeId, crate::fused::reduce::RowFold, usize)> {
+    use crate::fused::reduce::RowFold;
+    use gorgon_core::kernels::reduce::ReduceOp;
+    let mut found = HashMap::new();
+    for &n in op_nodes {
+        let Some(Op::Reduce { op, axes, .. }) = g.op_of(n) else { continue };
+        let fold = match op {
+            ReduceOp::Sum => RowFold::Sum,
+            ReduceOp::Mean => RowFold::Mean,
+            _ => continue,
+        };
+        let &[i] = g.node(n).inputs.as_slice() else { continue };
+        let sole = consumers.get(&i).is_some_and(|c| c.len() == 1);
+        if !sole || keep.contains(&i) || root_of.get(&i) != Some(&i) || g.node(i).dtype != g.node(n).dtype {
+            continue;
+        }
+        let shape = &g.node(i).shape;
+        let mut ax = axes.clone();
+        ax.sort_unstable();
+        ax.dedup();
+        let first = shape.len().saturating_sub(ax.len());
+        if ax.is_empty() || ax.iter().enumerate().any(|(k, &a)| a != first + k) {
+            continue;
+        }
+        found.insert(n, (i, fold, shape[first..].iter().product()));
+    }
+    found
 }
 
 fn build_steps(
@@ -261,7 +316,7 @@ pub fn compile(g: &Graph, opts: &CompileOptions) -> Result<Program> {
         }
     }
     let op_nodes: Vec<NodeId> = order.iter().copied().filter(|&n| matches!(g.node(n).kind, NodeKind::Op(_))).collect();
-    let vinstrs = plan_instrs(g, &op_nodes, &keep, fusion_enabled(opts));
+    let vinstrs = plan_instrs(g, &op_nodes, &keep, fusion_enabled(opts), opts.fuse_reductions);
     // Liveness: index of the last instruction reading each node.
     let mut last_use: HashMap<NodeId, usize> = HashMap::new();
     for (i, (_, _, ins)) in vinstrs.iter().enumerate() {

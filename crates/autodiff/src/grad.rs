@@ -384,7 +384,7 @@ pub fn vjp(g: &mut Graph, y: NodeId, op: &Op, xs: &[NodeId], gy: NodeId, needs: 
             one(g.apply(Op::AvgPool2dGrad { g: *geom, input_shape: s }, &[gy], loc))
         }
         Op::AvgPool2dGrad { g: geom, .. } => { let loc = g.node(y).location.clone(); one(g.apply(Op::AvgPool2d(*geom), &[gy], loc)) }
-        Op::Conv2dGradInput { .. } | Op::Conv2dGradWeight { .. } | Op::MaxPool2dGrad(_) | Op::CustomGrad { .. } | Op::Fused(_) => Err(not_twice(op)),
+        Op::Conv2dGradInput { .. } | Op::Conv2dGradWeight { .. } | Op::MaxPool2dGrad(_) | Op::CustomGrad { .. } | Op::Fused(_) | Op::FusedReduce { .. } => Err(not_twice(op)),
         Op::Custom(c) => {
             if !c.0.has_backward() {
                 return Err(Error::Graph(format!("custom op {} has no backward; pass backward= to custom_op to differentiate through it", c.0.name())));

@@ -296,7 +296,7 @@ pub fn infer(op: &Op, ins: &[(DType, &[usize])]) -> Result<(DType, Vec<usize>)> 
             let shapes: Vec<Vec<usize>> = ins.iter().map(|(_, s)| s.to_vec()).collect();
             Ok((ins[0].0, c.0.infer_shape(&shapes)?))
         }
-        Op::Fused(_) => Err(Error::Graph("fused ops are made by the compiler, not built".into())),
+        Op::Fused(_) | Op::FusedReduce { .. } => Err(Error::Graph("fused ops are made by the compiler, not built".into())),
         Op::CustomGrad { index, .. } => Ok((ins[1 + index].0, ins[1 + index].1.to_vec())),
     }
 }

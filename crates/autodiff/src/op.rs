@@ -175,6 +175,16 @@ pub enum Op {
     Custom(CustomRef),
     /// A fused elementwise tree (made by the compiler, never built directly).
     Fused(Arc<crate::fused::FusedExpr>),
+    /// A fused elementwise tree summed or averaged over rows of its trailing `row_len`
+    /// elements in the same pass (made by the compiler, never built directly).
+    FusedReduce {
+        /// The elementwise tree.
+        expr: Arc<crate::fused::FusedExpr>,
+        /// Sum or mean.
+        fold: crate::fused::reduce::RowFold,
+        /// Elements of the tree per output element.
+        row_len: usize,
+    },
     /// Gradient of a custom op w.r.t. input `index` (inputs: grad, original inputs...).
     CustomGrad {
         /// The op.
@@ -406,6 +416,7 @@ impl Op {
             Op::DropoutMask { .. } => "dropout_mask".into(),
             Op::Custom(c) => c.0.name().to_string(),
             Op::Fused(e) => e.name(),
+            Op::FusedReduce { expr, fold, .. } => format!("{}∘{}", format!("{fold:?}").to_lowercase(), expr.name()),
             Op::CustomGrad { op, index } => format!("{}_grad{}", op.0.name(), index),
         }
     }
@@ -461,6 +472,7 @@ impl Op {
             Op::DropoutMask { p, stream } => return crate::random::dropout_mask(*p, *stream, out),
             Op::Custom(c) => return custom_forward(c, ins, out),
             Op::Fused(e) => return crate::fused::eval(e, ins, out),
+            Op::FusedReduce { expr, fold, row_len } => return crate::fused::reduce::eval(expr, *fold, *row_len, ins, out),
             Op::CustomGrad { op, index } => {
                 let r = op.0.backward(&ins[0], &ins[1..], *index)?;
                 return assign_checked(&op.0.name().to_string(), r, out);

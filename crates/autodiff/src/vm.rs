@@ -328,7 +328,7 @@ impl TapeMachine {
             for &w in &opts.watch {
                 g.try_node(w)?;
             }
-            let program = compile(&g, &CompileOptions { outputs: opts.outputs.clone(), keep: opts.watch.clone(), keep_all: opts.keep_all, no_fuse: opts.no_fuse })?;
+            let program = compile(&g, &CompileOptions { outputs: opts.outputs.clone(), keep: opts.watch.clone(), keep_all: opts.keep_all, no_fuse: opts.no_fuse, fuse_reductions: true })?;
             let small = exec::classify_small(&g, &program);
             (program, small)
         };

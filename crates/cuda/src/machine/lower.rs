@@ -104,7 +104,7 @@ pub(crate) fn lower(op: &Op, ins: &[(DType, Vec<usize>)], out: &BufSpec) -> Resu
         Op::Binary(_) | Op::MatMul { .. } | Op::Take(_) | Op::ScatterAdd { .. } | Op::SoftmaxGrad { .. } => 2,
         Op::Conv2d(_) | Op::Conv2dGradInput { .. } | Op::Conv2dGradWeight { .. } | Op::MaxPool2dGrad(_) => 2,
         Op::Concat(_) => ins.len().max(1),
-        Op::Custom(_) | Op::CustomGrad { .. } | Op::Fused(_) => ins.len(),
+        Op::Custom(_) | Op::CustomGrad { .. } | Op::Fused(_) | Op::FusedReduce { .. } => ins.len(),
         _ => 1,
     };
     if ins.len() != want {
@@ -197,7 +197,8 @@ pub(crate) fn lower(op: &Op, ins: &[(DType, Vec<usize>)], out: &BufSpec) -> Resu
         }
         // Dropout masks are drawn on the host (the CPU generator, so a seed gives the same
         // masks on both machines); custom ops are host callbacks by nature.
-        Op::DropoutMask { .. } | Op::Custom(_) | Op::CustomGrad { .. } => host,
+        // The CUDA machine compiles without reduction fusion; were one given, the host runs it.
+        Op::DropoutMask { .. } | Op::Custom(_) | Op::CustomGrad { .. } | Op::FusedReduce { .. } => host,
     })
 }
 
