@@ -11,6 +11,10 @@
 //!
 //! Inputs may be arbitrary strided views; outputs must be contiguous. Work is split over the
 //! `N·C` planes with rayon when it is large enough.
+//!
+//! Max pooling without padding or dilation over rows with unit stride takes the fast paths
+//! of the `fast` module (and, for float32 2×2 / stride 2 windows on AVX2 machines, `avx2`), which
+//! give bit-identical results; everything else walks each window generically.
 
 use crate::error::{fmt_shape, CoreError};
 use crate::kernels::conv::{
@@ -19,6 +23,10 @@ use crate::kernels::conv::{
 };
 use crate::kernels::threads::SendPtr;
 use crate::{DType, Float, Result, Tensor, TensorView};
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+mod fast;
 
 /// Pool sizes.
 #[derive(Clone, Copy, Debug)]
@@ -270,7 +278,21 @@ unsafe fn window_argmax<T: Float>(xp: *const T, sy: isize, sx: isize, g: &PGeom,
 pub fn max_pool2d(x: &TensorView, kernel: (usize, usize), p: Conv2dParams, out: &mut Tensor) -> Result<()> {
     const OP: &str = "max_pool2d";
     let (dt, g) = forward_geometry(OP, x, kernel, p, out, true)?;
-    by_float_dtype!(dt, forward_t(OP, x, &g, out, MaxWindow))
+    by_float_dtype!(dt, max_fwd(OP, x, &g, out, true))
+}
+
+/// Max pooling's forward pass: the dense fast path (see [`fast`]) when it applies and
+/// `allow_fast`, the generic window walk otherwise.
+fn max_fwd<T: Float>(op: &'static str, x: &TensorView, g: &PGeom, out: &mut Tensor, allow_fast: bool) -> Result<()> {
+    let sx = typed::<T>(op, x)?.strides()[3];
+    if !(allow_fast && fast::applies(g, sx)) {
+        return forward_t::<T>(op, x, g, out, MaxWindow);
+    }
+    let g = *g;
+    for_planes(op, x, &g, out, g.oh * g.ow, move |_, pp, s, dst: &mut [T]| {
+        // SAFETY: pp is a live (H, W) plane with row stride s[2] and unit column stride.
+        unsafe { fast::forward_plane(pp, s[2], &g, dst) }
+    })
 }
 
 /// Gradient of max pooling: routes each `grad` cell to the first arg-max of its window in `x`.
@@ -282,13 +304,21 @@ pub fn max_pool2d_backward(x: &TensorView, grad: &TensorView, kernel: (usize, us
     let ins = [x.dtype(), grad.dtype()];
     let (dt, g) = backward_geometry(OP, &ins, out.dtype(), ("input", x.shape()), grad.shape(), kernel, p, true)?;
     check_out_shape(OP, out.shape(), &[g.n, g.c, g.h, g.w])?;
-    by_float_dtype!(dt, max_bwd(OP, x, grad, &g, out))
+    by_float_dtype!(dt, max_bwd(OP, x, grad, &g, out, true))
 }
 
-fn max_bwd<T: Float>(op: &'static str, x: &TensorView, grad: &TensorView, g: &PGeom, out: &mut Tensor) -> Result<()> {
+/// Max pooling's backward pass: the dense fast path when it applies and `allow_fast`, the
+/// generic zero-fill and scatter otherwise.
+fn max_bwd<T: Float>(op: &'static str, x: &TensorView, grad: &TensorView, g: &PGeom, out: &mut Tensor, allow_fast: bool) -> Result<()> {
     let x = typed::<T>(op, x)?;
     let (xp, s) = raw4(&x);
     let g = *g;
+    if allow_fast && fast::applies(&g, s[3]) {
+        return for_planes(op, grad, &g, out, g.h * g.w, move |i, gpp, gs, dst: &mut [T]| {
+            // SAFETY: i < N·C for x too; both planes are live, x's with unit column stride.
+            unsafe { fast::backward_plane(plane_ptr(xp, s, g.c, i), s[2], gpp, gs[2], gs[3], &g, dst) }
+        });
+    }
     for_planes(op, grad, &g, out, g.h * g.w, move |i, gpp, gs, dst: &mut [T]| {
         dst.fill(T::zero());
         // SAFETY: i < N·C for x too (same N, C as grad).

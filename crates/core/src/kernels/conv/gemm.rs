@@ -209,24 +209,35 @@ mod tests {
     #[test]
     #[ignore]
     fn blocked_gemm_timing() {
-        for &(m, k, n) in &[(64usize, 288usize, 196usize), (64, 196, 288), (128, 1152, 784), (256, 2304, 196)] {
+        for &(m, k, n) in &[(64usize, 288usize, 196usize), (64, 196, 288), (288, 64, 196), (128, 1152, 784), (256, 2304, 196)] {
             let a: Vec<f32> = (0..m * k).map(|i| (i % 13) as f32).collect();
             let b: Vec<f32> = (0..k * n).map(|i| (i % 7) as f32).collect();
             let am = Mat { ptr: a.as_ptr(), rs: k as isize, cs: 1 };
             let bm = Mat { ptr: b.as_ptr(), rs: n as isize, cs: 1 };
+            // The same products with A column-major, and with B column-major.
+            let am_t = Mat { ptr: a.as_ptr(), rs: 1, cs: m as isize };
+            let bm_t = Mat { ptr: b.as_ptr(), rs: 1, cs: k as isize };
             let mut c = vec![0f32; m * n];
-            let mut best = [f64::INFINITY; 2];
+            let mut best = [f64::INFINITY; 4];
             for _ in 0..100 {
                 for (v, slot) in best.iter_mut().enumerate() {
                     let t = std::time::Instant::now();
                     unsafe {
-                        if v == 0 { gemm(m, k, n, am, bm, 0.0, &mut c, n) } else { gemm_serial(m, k, n, am, bm, 0.0, &mut c, n) }
+                        match v {
+                            0 => gemm(m, k, n, am, bm, 0.0, &mut c, n),
+                            1 => gemm_serial(m, k, n, am, bm, 0.0, &mut c, n),
+                            2 => gemm(m, k, n, am_t, bm, 0.0, &mut c, n),
+                            _ => gemm(m, k, n, am, bm_t, 0.0, &mut c, n),
+                        }
                     }
                     *slot = slot.min(t.elapsed().as_secs_f64() * 1e6);
                 }
             }
             let gf = |us: f64| 2.0 * (m * k * n) as f64 / us / 1e3;
-            println!("{m}x{k}x{n}: plain {:.0} us ({:.1} GF/s), blocked {:.0} us ({:.1} GF/s)", best[0], gf(best[0]), best[1], gf(best[1]));
+            println!(
+                "{m}x{k}x{n}: plain {:.0} us ({:.1} GF/s), blocked {:.0} us ({:.1} GF/s), A col-major {:.0} us, B col-major {:.0} us",
+                best[0], gf(best[0]), best[1], gf(best[1]), best[2], best[3]
+            );
         }
     }
 }

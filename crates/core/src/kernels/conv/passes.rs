@@ -196,3 +196,41 @@ pub(super) fn conv2d_bw_t<T: ConvFloat>(op: &'static str, x: &TensorView, grad: 
     };
     with_buf(T::partials(), (chunks - 1) * ok, |parts| go(parts))?
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{conv2d, conv2d_backward_input, conv2d_backward_weight, Conv2dParams};
+    use crate::{DType, Tensor};
+
+    /// `cargo test --release --lib conv_timing -- --ignored --nocapture` (the convnet's layers).
+    #[test]
+    #[ignore]
+    fn conv_timing() {
+        let p = Conv2dParams { stride: (1, 1), padding: (1, 1), dilation: (1, 1) };
+        for &(n, c, o, h) in &[(64usize, 1usize, 32usize, 28usize), (64, 32, 64, 14)] {
+            let x = Tensor::from_vec((0..n * c * h * h).map(|i| (i % 13) as f32 - 6.0).collect::<Vec<_>>(), &[n, c, h, h]).unwrap();
+            let w = Tensor::from_vec((0..o * c * 9).map(|i| (i % 7) as f32 - 3.0).collect::<Vec<_>>(), &[o, c, 3, 3]).unwrap();
+            let gr = Tensor::from_vec((0..n * o * h * h).map(|i| (i % 5) as f32 - 2.0).collect::<Vec<_>>(), &[n, o, h, h]).unwrap();
+            let mut out = Tensor::zeros(DType::F32, &[n, o, h, h]);
+            let mut dx = Tensor::zeros(DType::F32, &[n, c, h, h]);
+            let mut dw = Tensor::zeros(DType::F32, &[o, c, 3, 3]);
+            let mut best = [f64::INFINITY; 3];
+            for _ in 0..20 {
+                let t = std::time::Instant::now();
+                conv2d(&x.view(), &w.view(), p, &mut out).unwrap();
+                best[0] = best[0].min(t.elapsed().as_secs_f64() * 1e3);
+                let t = std::time::Instant::now();
+                conv2d_backward_input(&gr.view(), &w.view(), p, &mut dx).unwrap();
+                best[1] = best[1].min(t.elapsed().as_secs_f64() * 1e3);
+                let t = std::time::Instant::now();
+                conv2d_backward_weight(&x.view(), &gr.view(), p, &mut dw).unwrap();
+                best[2] = best[2].min(t.elapsed().as_secs_f64() * 1e3);
+            }
+            let gf = |ms: f64| 2.0 * (n * o * c * 9 * h * h) as f64 / ms / 1e6;
+            println!(
+                "N{n} C{c} O{o} {h}x{h}: fwd {:.3} ms ({:.0} GF/s), bwd input {:.3} ms ({:.0}), bwd weight {:.3} ms ({:.0})",
+                best[0], gf(best[0]), best[1], gf(best[1]), best[2], gf(best[2])
+            );
+        }
+    }
+}
