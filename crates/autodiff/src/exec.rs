@@ -78,9 +78,40 @@ fn forward_general(g: &Graph, buffers: *const Tensor, ins: &crate::compile::Inst
     }
 }
 
+/// Output elements from which a program counts as big enough to run on a pool worker.
+const POOL_MIN_ELEMS: usize = 1 << 16;
+
+/// Whether a run should move onto a rayon worker (see [`execute`]): the pool has several
+/// threads, the caller is not one of them, and some instruction off the small fast path
+/// writes at least [`POOL_MIN_ELEMS`] elements (tiny programs stay on the caller: the hop
+/// costs a thread wake-up). Programs with custom ops stay on the caller too: their callbacks
+/// report errors through the calling thread's state (the Python bridge parks exceptions in a
+/// thread-local).
+fn run_on_pool(program: &Program, small: &[Option<SmallOp>], buffers: &[Tensor]) -> bool {
+    rayon::current_thread_index().is_none()
+        && gorgon_core::kernels::threads::num_threads() > 1
+        && !program.instrs.iter().any(|ins| matches!(ins.op, crate::op::Op::Custom(_) | crate::op::Op::CustomGrad { .. }))
+        && program.instrs.iter().zip(small).any(|(ins, s)| s.is_none() && buffers.get(ins.out).is_some_and(|b| b.len() >= POOL_MIN_ELEMS))
+}
+
 /// Runs every instruction of `program` once over `buffers` (the trace goes to `trace_log`
 /// when `opts.trace` is on).
+///
+/// A program with large instructions runs on one of rayon's workers, the caller waiting once
+/// for the whole run: its kernels then split work from inside the pool, where the other
+/// workers pick it up from their spin loop, instead of every parallel kernel handing its
+/// work from the caller's thread to the pool and sleeping until it is done (two thread
+/// wake-ups per kernel). The instructions, their order and every kernel are the same.
 pub(crate) fn execute(g: &Graph, opts: &MachineOptions, program: &Program, small: &[Option<SmallOp>], buffers: &mut [Tensor], trace_log: &mut Vec<String>) -> Result<()> {
+    if run_on_pool(program, small, buffers) {
+        rayon::scope(|_| execute_here(g, opts, program, small, buffers, trace_log))
+    } else {
+        execute_here(g, opts, program, small, buffers, trace_log)
+    }
+}
+
+/// [`execute`] on the calling thread.
+fn execute_here(g: &Graph, opts: &MachineOptions, program: &Program, small: &[Option<SmallOp>], buffers: &mut [Tensor], trace_log: &mut Vec<String>) -> Result<()> {
     if !trace_log.is_empty() {
         trace_log.clear();
     }

@@ -20,6 +20,9 @@ pub enum Rule {
     },
 }
 
+/// Parameter elements from which a step runs on a rayon worker.
+const POOL_MIN_ELEMS: usize = 1 << 16;
+
 /// One parameter's state buffers, borrowed mutably from the caller.
 pub enum StateBufs<'a> {
     /// float32 state.
@@ -59,7 +62,8 @@ pub fn step(graph: &SharedGraph, rule: &Rule, prep: &GradPrep, t: u64, params: &
     }
     // The host path reads and writes the graph's values: fetch any newer device copies.
     crate::vm::sync_leaves(graph, Some(params), None)?;
-    // Gradients first (copies taken without holding the graph write lock), then updates.
+    // Check every parameter before changing any.
+    let mut total = 0usize;
     {
         let g = crate::vm::read(graph)?;
         for &p in params {
@@ -67,22 +71,59 @@ pub fn step(graph: &SharedGraph, rule: &Rule, prep: &GradPrep, t: u64, params: &
             if !matches!(n.kind, crate::graph::NodeKind::Leaf) {
                 return Err(Error::Graph(format!("solver step: {} is not a variable (leaf) node", n.label(p))));
             }
-            if g.stored_value(p).is_none() {
-                return Err(Error::Graph(format!("solver step: parameter {} has no value", n.label(p))));
+            match g.stored_value(p) {
+                Some(v) => total += v.view().len(),
+                None => return Err(Error::Graph(format!("solver step: parameter {} has no value", n.label(p)))),
             }
         }
     }
-    let grads: Vec<Tensor> = params.iter().map(|&p| grad_copy(graph, p)).collect::<Result<_>>()?;
-    let mut g = write(graph)?;
     match rule {
-        Rule::Elementwise(r) => {
-            for ((&p, grad), st) in params.iter().zip(&grads).zip(states.iter_mut()) {
-                let label = g.node(p).label(p);
-                let w = g.stored_value_mut(p).expect("checked above");
-                apply_one(&label, r, prep, t, w, &grad.view(), st)?;
-            }
+        // Large updates run on a rayon worker, so their kernels split work from inside the
+        // pool (one thread hand-off per step instead of one per parameter).
+        Rule::Elementwise(r) if total >= POOL_MIN_ELEMS && rayon::current_thread_index().is_none() => {
+            rayon::scope(|_| elementwise(graph, r, prep, t, params, states))?
         }
-        Rule::BarzilaiBorwein { lr } => barzilai_borwein(&mut g, *lr, prep, t, params, &grads, states)?,
+        Rule::Elementwise(r) => elementwise(graph, r, prep, t, params, states)?,
+        Rule::BarzilaiBorwein { lr } => {
+            let grads: Vec<Tensor> = params.iter().map(|&p| grad_copy(graph, p)).collect::<Result<_>>()?;
+            barzilai_borwein(&mut *write(graph)?, *lr, prep, t, params, &grads, states)?
+        }
+    }
+    Ok(())
+}
+
+/// Per-element rules: each parameter is updated straight from the machine's gradient buffer
+/// (visited under the machine's lock, then the graph's — the lock order of `run_all` — so
+/// the gradients are never copied). Gradients the machine does not hold (stored values) are
+/// copied first, before any parameter changes, as before.
+fn elementwise(graph: &SharedGraph, r: &SolverRule, prep: &GradPrep, t: u64, params: &[NodeId], states: &mut [StateBufs<'_>]) -> Result<()> {
+    let src = crate::vm::read(graph)?.result_source();
+    let mut copies: Vec<Option<Tensor>> = Vec::with_capacity(params.len());
+    let mut gids = Vec::with_capacity(params.len());
+    for &p in params {
+        let gid = crate::vm::read(graph)?.grad_of.get(&p).copied();
+        let held = match (gid, &src) {
+            (Some(gid), Some(s)) => s.visit(gid, &mut |_| Ok(())).is_some(),
+            _ => false,
+        };
+        copies.push(if held { None } else { Some(grad_copy(graph, p)?) });
+        gids.push(gid);
+    }
+    for (((&p, st), copy), gid) in params.iter().zip(states.iter_mut()).zip(&copies).zip(gids) {
+        let mut update = |grad: &TensorView<'_>| -> Result<()> {
+            let mut g = write(graph)?;
+            let label = g.node(p).label(p);
+            let w = g.stored_value_mut(p).ok_or_else(|| Error::Graph(format!("solver step: parameter {label} has no value")))?;
+            apply_one(&label, r, prep, t, w, grad, st)
+        };
+        match (copy, gid, &src) {
+            (Some(c), _, _) => update(&c.view())?,
+            (None, Some(gid), Some(s)) => match s.visit(gid, &mut update) {
+                Some(res) => res?,
+                None => return Err(Error::Graph("solver step: the machine's results changed during the step".into())),
+            },
+            _ => return Err(Error::Internal("solver step: gradient source lost".into())),
+        }
     }
     Ok(())
 }

@@ -163,6 +163,28 @@ fn matmul_large_and_batched_threaded() {
 }
 
 #[test]
+fn matmul_f32_kernel_edges() {
+    // Sizes around the f32 SIMD GEMM's tile edges (12-row tiles, 16/32-column strips, k panels
+    // of at most 512), large enough to be threaded, every operand layout.
+    let cases: &[(&[usize], &[usize])] = &[
+        (&[13, 513], &[513, 33]),
+        (&[128, 784], &[784, 10]),
+        (&[130, 40], &[40, 300]),
+        (&[300, 130], &[130, 16]),
+        (&[2, 25, 70], &[2, 70, 17]),
+    ];
+    let mut seed = 7100;
+    for &(ash, bsh) in cases {
+        for la in &LAYOUTS {
+            for lb in &LAYOUTS {
+                seed += 1;
+                check_matmul(DType::F32, ash, bsh, la, lb, seed);
+            }
+        }
+    }
+}
+
+#[test]
 fn matmul_zero_stride_inside_matrix() {
     // a (3, 4) operand that is one row broadcast: zero row stride
     let row = rand_tensor(DType::F64, &[1, 4], 11);

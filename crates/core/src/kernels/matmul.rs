@@ -8,7 +8,13 @@
 //! step, reversed (negative strides) or broadcast inside the matrix (zero strides) — is
 //! passed as it is, with no copy. Only `C` must not alias, and `out` is always contiguous.
 //!
-//! # Threading
+//! # Which GEMM
+//! `f32` products run on this crate's own AVX-512 GEMM (module `avx512`, threaded on rayon's pool)
+//! when [`crate::kernels::simd::level`] is AVX-512; everything else (f64, `f32` on other CPUs
+//! or with `GORGON_SIMD=avx2|scalar`) goes through matrixmultiply, which dispatches at run
+//! time to its own AVX-512 / AVX2 / SSE kernels (its default `avx512` feature is on).
+//!
+//! # Threading (matrixmultiply path)
 //! The workspace builds matrixmultiply with its `threading` feature. Its pool is a global
 //! `thread_tree` sized once from `MATMUL_NUM_THREADS` (default: physical cores, at most 4),
 //! used whenever `(m*k + k*n) / 2^14 >= 2`; there is no per-call switch, and this crate may
@@ -17,14 +23,14 @@
 //! helper thread, which runs them one after the other while the callers spin — so
 //! "split rows across rayon and call matrixmultiply in each block" oversubscribes and
 //! serializes unless the user sets `MATMUL_NUM_THREADS=1`. The private `Plan` enum below
-//! says what we do instead (decided by measurement; the numbers are in its comment).
+//! says what we do instead (decided by measurement; the numbers are in its comment). Its
+//! helper threads also spin and yield against rayon's workers between products, which is
+//! why the `f32` path, the hot one in training, threads on rayon alone.
 //!
-//! # Speed against NumPy
-//! Same VM, same minute, f32 N=1024/2048: ours ≈ 255–280 GFLOP/s, NumPy (OpenBLAS, AVX-512)
-//! ≈ 300 — 0.85–0.93×. f64: ≈ 105–112 vs ≈ 150 — about 0.72×. The gap is matrixmultiply's
-//! micro-kernels: AVX2+FMA 8×8 (f32) / 8×4 (f64) against OpenBLAS's AVX-512 kernels; the
-//! crate's optional `avx512` feature was tried in a scratch build and measured no faster on
-//! this CPU. Closing it would need our own AVX-512 packing + micro-kernel, not plumbing.
+//! # Speed
+//! Per core, matrixmultiply's AVX-512 kernels, ours and OpenBLAS are within ~10% of each other
+//! on the MLP's shapes (2-core AVX-512 dev VM, ~110–150 GFLOP/s per core of CPU time).
+//! What differs is threading: see the `avx512` module.
 
 use crate::error::{fmt_shape, CoreError, Result};
 use crate::kernels::arith::Arith;
@@ -212,6 +218,27 @@ pub(crate) trait Gemm: Element {
         b: *const Self, rsb: isize, csb: isize,
         beta: Self, c: *mut Self, rsc: isize, csc: isize,
     );
+
+    /// `C ← A·B` (`C` row-major, row stride `ldc`) through this crate's own SIMD GEMM, on up to
+    /// `threads` rayon threads, when there is one for `Self` on this CPU (the `avx512` module);
+    /// returns false, touching nothing, otherwise.
+    ///
+    /// # Safety
+    /// As [`Gemm::gemm_raw`], with `k ≥ 1`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm_own(
+        _m: usize, _k: usize, _n: usize,
+        _a: *const Self, _rsa: isize, _csa: isize,
+        _b: *const Self, _rsb: isize, _csb: isize,
+        _c: *mut Self, _ldc: usize, _threads: usize,
+    ) -> bool {
+        false
+    }
+
+    /// Whether [`Gemm::gemm_own`] handles `Self` on this CPU.
+    fn has_own() -> bool {
+        false
+    }
 }
 
 macro_rules! impl_gemm {
@@ -229,7 +256,43 @@ macro_rules! impl_gemm {
         }
     )*};
 }
-impl_gemm!(f32 => matrixmultiply::sgemm, f64 => matrixmultiply::dgemm);
+impl_gemm!(f64 => matrixmultiply::dgemm);
+
+impl Gemm for f32 {
+    unsafe fn gemm_raw(
+        m: usize, k: usize, n: usize, alpha: f32,
+        a: *const f32, rsa: isize, csa: isize,
+        b: *const f32, rsb: isize, csb: isize,
+        beta: f32, c: *mut f32, rsc: isize, csc: isize,
+    ) {
+        // SAFETY: forwarded caller contract.
+        unsafe { matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+    }
+
+    unsafe fn gemm_own(
+        m: usize, k: usize, n: usize,
+        a: *const f32, rsa: isize, csa: isize,
+        b: *const f32, rsb: isize, csb: isize,
+        c: *mut f32, ldc: usize, threads: usize,
+    ) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if Self::has_own() {
+            let (a, b) = (avx512::Mat { ptr: a, rs: rsa, cs: csa }, avx512::Mat { ptr: b, rs: rsb, cs: csb });
+            // SAFETY: AVX-512F checked by `has_own`; the rest is the caller's contract.
+            unsafe { avx512::sgemm(m, k, n, 1.0, a, b, 0.0, c, ldc, threads) };
+            return true;
+        }
+        let _ = (m, k, n, a, rsa, csa, b, rsb, csb, c, ldc, threads);
+        false
+    }
+
+    fn has_own() -> bool {
+        crate::kernels::simd::level() == crate::kernels::simd::SimdLevel::Avx512
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 
 /// Threads the kernels may use (rayon's pool, capped by `GORGON_NUM_THREADS`).
 fn max_threads() -> usize {
@@ -238,7 +301,7 @@ fn max_threads() -> usize {
 
 /// How one (batched) product is spread over threads.
 ///
-/// Measured on the 2-core dev VM (Xeon, AVX-512 capable, matrixmultiply's AVX2+FMA kernels),
+/// Measured on the 2-core dev VM (Xeon, AVX-512; matrixmultiply's run-time-selected kernels),
 /// f32 / f64 GFLOP/s, single `N×N` product, N = 1024 and 2048:
 ///
 /// | strategy                                              | f32 1024 | f32 2048 | f64 1024 |
@@ -369,6 +432,10 @@ fn float_matmul<T: Gemm>(ops: Batched<T>, c: &mut [T], g: &Geometry) {
     let nt = max_threads();
     let mn = m * n;
     let nb = offs.len();
+    if T::has_own() {
+        own_matmul(Batched { pa, pb, rsa, csa, rsb, csb, offs }, c, g, nt);
+        return;
+    }
 
     // One product C_i = A_i B_i over rows [r0, r0 + rows) of C_i.
     let run = move |i: usize, r0: usize, rows: usize, cblk: &mut [T]| {
@@ -407,6 +474,31 @@ fn float_matmul<T: Gemm>(ops: Batched<T>, c: &mut [T], g: &Geometry) {
                         run(i, r0, blk.len() / n, blk);
                     });
             }
+        }
+    }
+}
+
+/// [`float_matmul`] through [`Gemm::gemm_own`]: batches of small matrices in parallel over
+/// the batch (one thread each), otherwise one matrix at a time on up to `nt` threads.
+fn own_matmul<T: Gemm>(ops: Batched<T>, c: &mut [T], g: &Geometry, nt: usize) {
+    let (m, k, n) = (g.m, g.k, g.n);
+    let Batched { pa, pb, rsa, csa, rsb, csb, offs } = ops;
+    let run = |i: usize, cm: &mut [T], threads: usize| {
+        let (oa, ob) = offs[i];
+        // SAFETY: as in `float_matmul`: the operands' views cover every address formed, `cm`
+        // is one exclusive contiguous `m x n` matrix, `k >= 1`.
+        let done = unsafe {
+            T::gemm_own(m, k, n, pa.get().offset(oa), rsa, csa, pb.get().offset(ob), rsb, csb, cm.as_mut_ptr(), n, threads)
+        };
+        debug_assert!(done, "gemm_own is only called when has_own()");
+    };
+    let flops = m.saturating_mul(n).saturating_mul(k);
+    let nb = offs.len();
+    if nb >= 2 && nt > 1 && flops <= (1 << 24) && flops.saturating_mul(nb) >= (1 << 18) {
+        c.par_chunks_mut(m * n).enumerate().for_each(|(i, cm)| run(i, cm, 1));
+    } else {
+        for (i, cm) in c.chunks_mut(m * n).enumerate() {
+            run(i, cm, nt);
         }
     }
 }

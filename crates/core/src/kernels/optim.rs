@@ -227,22 +227,42 @@ impl<T: Float> Kern<T> {
     }
 }
 
+impl<T: Float> Prep<T> {
+    /// No preprocessing at all (the gradient is used as it is).
+    fn is_plain(&self) -> bool {
+        self.batch.is_none() && self.clip.is_none() && self.l1.is_none() && self.l2.is_none()
+    }
+}
+
 /// Applies `k` to one chunk. `s0`/`s1` are the state buffers (empty when unused).
+///
+/// Without gradient preprocessing (the common case) the loops are instantiated without
+/// [`Prep::grad`]'s per-element branches, so they vectorize; the arithmetic is the same.
 #[inline(never)]
 fn run_chunk<T: Float>(k: &Kern<T>, prep: &Prep<T>, w: &mut [T], g: &[T], s0: &mut [T], s1: &mut [T]) {
+    if prep.is_plain() {
+        run_chunk_with::<T, true>(k, prep, w, g, s0, s1)
+    } else {
+        run_chunk_with::<T, false>(k, prep, w, g, s0, s1)
+    }
+}
+
+#[inline(always)]
+fn run_chunk_with<T: Float, const PLAIN: bool>(k: &Kern<T>, prep: &Prep<T>, w: &mut [T], g: &[T], s0: &mut [T], s1: &mut [T]) {
     let n = w.len();
     let g = &g[..n];
+    let prep = |g: T, w: T| if PLAIN { g } else { prep.grad(g, w) };
     match *k {
         Kern::Sgd { neg_lr } => {
             for (w, &g) in w.iter_mut().zip(g) {
-                let d = prep.grad(g, *w);
+                let d = prep(g, *w);
                 *w += neg_lr * d;
             }
         }
         Kern::SgdMomentum { neg_lr, mu, keep, first, nesterov } => {
             let s0 = &mut s0[..n];
             for ((w, &g), b) in w.iter_mut().zip(g).zip(s0.iter_mut()) {
-                let d = prep.grad(g, *w);
+                let d = prep(g, *w);
                 *b = if first { d } else { *b * mu + keep * d };
                 let step = if nesterov { d + mu * *b } else { *b };
                 *w += neg_lr * step;
@@ -251,7 +271,7 @@ fn run_chunk<T: Float>(k: &Kern<T>, prep: &Prep<T>, w: &mut [T], g: &[T], s0: &m
         Kern::AdaGrad { neg_lr, eps } => {
             let s0 = &mut s0[..n];
             for ((w, &g), s) in w.iter_mut().zip(g).zip(s0.iter_mut()) {
-                let d = prep.grad(g, *w);
+                let d = prep(g, *w);
                 *s += d * d;
                 let std = s.sqrt() + eps;
                 *w += neg_lr * d / std;
@@ -260,7 +280,7 @@ fn run_chunk<T: Float>(k: &Kern<T>, prep: &Prep<T>, w: &mut [T], g: &[T], s0: &m
         Kern::RMSProp { neg_lr, alpha, one_m_alpha, eps } => {
             let s0 = &mut s0[..n];
             for ((w, &g), v) in w.iter_mut().zip(g).zip(s0.iter_mut()) {
-                let d = prep.grad(g, *w);
+                let d = prep(g, *w);
                 *v = *v * alpha + one_m_alpha * d * d;
                 let avg = v.sqrt() + eps;
                 *w += neg_lr * d / avg;
@@ -269,7 +289,7 @@ fn run_chunk<T: Float>(k: &Kern<T>, prep: &Prep<T>, w: &mut [T], g: &[T], s0: &m
         Kern::Adam { decay, lerp_w, lerp_low, lerp_1mw, beta2, one_m_beta2, bc2_sqrt, eps, neg_step } => {
             let (s0, s1) = (&mut s0[..n], &mut s1[..n]);
             for (((w, &g), m), v) in w.iter_mut().zip(g).zip(s0.iter_mut()).zip(s1.iter_mut()) {
-                let d = prep.grad(g, *w);
+                let d = prep(g, *w);
                 if let Some(f) = decay {
                     *w *= f;
                 }
@@ -282,7 +302,7 @@ fn run_chunk<T: Float>(k: &Kern<T>, prep: &Prep<T>, w: &mut [T], g: &[T], s0: &m
         Kern::AdaDelta { neg_lr, rho, one_m_rho, eps } => {
             let (s0, s1) = (&mut s0[..n], &mut s1[..n]);
             for (((w, &g), v), u) in w.iter_mut().zip(g).zip(s0.iter_mut()).zip(s1.iter_mut()) {
-                let d = prep.grad(g, *w);
+                let d = prep(g, *w);
                 *v = *v * rho + one_m_rho * d * d;
                 let std = (*v + eps).sqrt();
                 let delta = (*u + eps).sqrt() / std * d;
