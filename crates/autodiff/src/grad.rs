@@ -173,7 +173,9 @@ pub fn vjp(g: &mut Graph, y: NodeId, op: &Op, xs: &[NodeId], gy: NodeId, needs: 
                 U::Tanh => { let s = un(g, U::Square, y)?; let o = scalar_like(g, y, 1.0); let d = sub(g, o, s)?; mul(g, gy, d) }
                 U::Sigmoid => { let o = scalar_like(g, y, 1.0); let om = sub(g, o, y)?; let d = mul(g, y, om)?; mul(g, gy, d) }
                 U::Softplus => { let s = un(g, U::Sigmoid, x)?; mul(g, gy, s) }
-                U::Relu => { let s = un(g, U::Step, x)?; mul(g, gy, s) }
+                // step(relu(x)) = step(x): reading the output lets the forward pass fuse
+                // whatever feeds the relu (its input is then read by nothing else).
+                U::Relu => { let s = un(g, U::Step, y)?; mul(g, gy, s) }
                 U::LeakyRelu(a) => { let s = un(g, U::LeakyStep(*a), x)?; mul(g, gy, s) }
                 U::Clip(lo, hi) => { let s = un(g, U::InRange(*lo, *hi), x)?; mul(g, gy, s) }
                 U::Mish => { let s = un(g, U::MishGrad, x)?; mul(g, gy, s) }

@@ -12,7 +12,7 @@
 //! Locking: a machine's state mutex is always taken before the graph lock, never after
 //! (`node_value` drops the graph lock before asking a machine), so there is no lock cycle.
 
-use crate::compile::{compile, CompileOptions, Program, Slot};
+use crate::compile::{compile, CompileOptions, Program, Recompute, Slot};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, NodeId, NodeKind, ResultSource, Value};
 use crate::exec;
@@ -221,6 +221,26 @@ impl RunState {
     }
 }
 
+impl MachineInner {
+    /// The value of a node the program fused away, recomputed from the kept buffers and
+    /// stored values of the last run (see [`crate::compile::Recompute`]). Takes the graph's
+    /// read lock while the machine's state is locked (the order runs use).
+    fn recompute(&self, st: &RunState, node: NodeId, r: &Recompute) -> Result<Tensor> {
+        let g = read(&self.graph)?;
+        let mut views = Vec::with_capacity(r.inputs.len());
+        for s in &r.inputs {
+            views.push(match *s {
+                Slot::Buf(b) => st.buf(b).view(),
+                Slot::Stored(n) => g.stored_value(n).map(Value::view).ok_or_else(|| Error::Graph(format!("{} has no value", g.node(n).label(n))))?,
+            });
+        }
+        let n = g.try_node(node)?;
+        let mut out = Tensor::try_zeros(n.dtype, &n.shape)?;
+        crate::fused::eval(&r.expr, &views, &mut out)?;
+        Ok(out)
+    }
+}
+
 struct MachineInner {
     graph: SharedGraph,
     opts: MachineOptions,
@@ -239,7 +259,10 @@ impl ResultSource for MachineInner {
         if st.closed || !st.computed {
             return None;
         }
-        st.program.node_buf.get(&node).map(|&b| Ok(st.buf(b).clone()))
+        if let Some(&b) = st.program.node_buf.get(&node) {
+            return Some(Ok(st.buf(b).clone()));
+        }
+        st.program.remat.get(&node).map(|r| self.recompute(&st, node, r))
     }
     fn visit(&self, node: NodeId, f: &mut dyn FnMut(&TensorView<'_>) -> Result<()>) -> Option<Result<()>> {
         let st = match self.state.lock() {
@@ -249,7 +272,13 @@ impl ResultSource for MachineInner {
         if st.closed || !st.computed {
             return None;
         }
-        st.program.node_buf.get(&node).map(|&b| f(&st.buf(b).view()))
+        if let Some(&b) = st.program.node_buf.get(&node) {
+            return Some(f(&st.buf(b).view()));
+        }
+        let r = st.program.remat.get(&node)?;
+        // Recomputed under the graph's read lock, which is released before `f` runs (it
+        // may write the graph: a solver step).
+        Some(self.recompute(&st, node, r).and_then(|t| f(&t.view())))
     }
     fn overwrite(&self, node: NodeId, value: &TensorView<'_>) -> Option<Result<()>> {
         let mut st = match self.state.lock() {
@@ -328,7 +357,7 @@ impl TapeMachine {
             for &w in &opts.watch {
                 g.try_node(w)?;
             }
-            let program = compile(&g, &CompileOptions { outputs: opts.outputs.clone(), keep: opts.watch.clone(), keep_all: opts.keep_all, no_fuse: opts.no_fuse, fuse_reductions: true })?;
+            let program = compile(&g, &CompileOptions { outputs: opts.outputs.clone(), keep: opts.watch.clone(), keep_all: opts.keep_all, no_fuse: opts.no_fuse, fuse_reductions: true, fuse_broadcasts: true, remat: true })?;
             let small = exec::classify_small(&g, &program);
             (program, small)
         };

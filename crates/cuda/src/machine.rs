@@ -137,7 +137,7 @@ impl CudaMachine {
             for &w in &opts.watch {
                 g.try_node(w)?;
             }
-            let copts = CompileOptions { outputs: opts.outputs.clone(), keep: opts.watch.clone(), keep_all: opts.keep_all, no_fuse: opts.no_fuse, fuse_reductions: false };
+            let copts = CompileOptions { outputs: opts.outputs.clone(), keep: opts.watch.clone(), keep_all: opts.keep_all, no_fuse: opts.no_fuse, fuse_reductions: false, fuse_broadcasts: false, remat: false };
             let program = compile(&g, &copts)?;
             let lowered = lower_program(&g, &program)?;
             let mut stored: BTreeMap<NodeId, (DType, Vec<usize>)> = BTreeMap::new();

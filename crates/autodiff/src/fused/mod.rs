@@ -4,6 +4,7 @@
 //! The analysis that forms groups lives in [`crate::compile`]; this module evaluates them,
 //! and [`reduce`] evaluates a fused tree together with the sum or mean that consumes it.
 
+pub mod bcast;
 pub mod reduce;
 
 use crate::error::{Error, Result};
@@ -58,6 +59,7 @@ impl FusedExpr {
 pub(crate) enum Src<'a, T> {
     Full(&'a [T]),
     Scalar(T),
+    Bcast(bcast::Bcast<'a, T>),
 }
 
 pub(crate) trait Scratch: Sized {
@@ -106,18 +108,23 @@ pub fn eval(expr: &FusedExpr, ins: &[TensorView], out: &mut Tensor) -> Result<()
 /// overwriting it (a quarter of the traffic of `tanh(a*b+c)`).
 pub const STREAM_BYTES: usize = 8 << 20;
 
-/// The operands of an expression over `n` elements: full contiguous arrays or scalars.
-fn sources<'a, T: Float>(expr: &FusedExpr, ins: &'a [TensorView], n: usize) -> Result<Vec<Src<'a, T>>> {
+/// The operands of an expression of shape `shape`: full contiguous arrays, scalars, or
+/// contiguous arrays that broadcast to `shape`.
+fn sources<'a, T: Float>(expr: &FusedExpr, ins: &'a [TensorView], shape: &[usize]) -> Result<Vec<Src<'a, T>>> {
+    let n: usize = shape.iter().product();
     let srcs: Vec<Src<T>> = ins
         .iter()
         .map(|v| {
             let a = T::view_ref(v).ok_or_else(|| Error::DType("fused: operand dtype differs from output".into()))?;
+            let data = || a.to_slice().ok_or_else(|| Error::Internal("fused: operand is not contiguous".into()));
             if a.len() == 1 {
                 Ok(Src::Scalar(*a.iter().next().expect("one element")))
-            } else if a.len() == n {
-                a.to_slice().map(Src::Full).ok_or_else(|| Error::Internal("fused: operand is not contiguous".into()))
+            } else if a.len() == n && (a.shape() == shape || shape.len() == 1) {
+                data().map(Src::Full)
             } else {
-                Err(Error::Internal(format!("fused: operand of {} elements for an output of {n}", a.len())))
+                bcast::Bcast::new(data()?, a.shape(), shape).map(Src::Bcast).ok_or_else(|| {
+                    Error::Internal(format!("fused: operand of shape {:?} does not broadcast to {shape:?}", a.shape()))
+                })
             }
         })
         .collect::<Result<_>>()?;
@@ -133,7 +140,8 @@ fn sources<'a, T: Float>(expr: &FusedExpr, ins: &'a [TensorView], n: usize) -> R
 
 fn eval_t<T: Float + VMath + Scratch>(expr: &FusedExpr, ins: &[TensorView], out: &mut Tensor) -> Result<()> {
     let n = out.len();
-    let srcs = sources::<T>(expr, ins, n)?;
+    let shape = out.shape().to_vec();
+    let srcs = sources::<T>(expr, ins, &shape)?;
     let o = T::tensor_mut(out).and_then(|a| a.as_slice_mut()).ok_or_else(|| Error::Internal("fused: output is not contiguous".into()))?;
     let stream = n.saturating_mul(std::mem::size_of::<T>()) >= STREAM_BYTES;
     let nsteps = expr.steps.len();
@@ -237,7 +245,7 @@ pub(crate) fn eval_block<T: Float + VMath>(expr: &FusedExpr, srcs: &[Src<T>], at
             match expr.steps[k] {
                 Step::Input(j) => match &srcs[j] {
                     Src::Full(s) => &s[at..at + len],
-                    Src::Scalar(_) => &before[k * BLOCK..k * BLOCK + len],
+                    Src::Scalar(_) | Src::Bcast(_) => &before[k * BLOCK..k * BLOCK + len],
                 },
                 _ => &before[k * BLOCK..k * BLOCK + len],
             }
@@ -251,6 +259,7 @@ pub(crate) fn eval_block<T: Float + VMath>(expr: &FusedExpr, srcs: &[Src<T>], at
                 Src::Full(s) if i == last => dst.copy_from_slice(&s[at..at + len]),
                 Src::Full(_) => {}
                 Src::Scalar(v) => dst.fill(*v),
+                Src::Bcast(b) => b.gather(at, dst),
             },
             Step::Unary(u, a) => unary_slice(u, operand(a), dst),
             Step::Binary(b, x, y) => binary_slice(b, operand(x), operand(y), dst),

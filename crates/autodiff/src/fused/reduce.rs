@@ -54,7 +54,9 @@ pub fn eval(expr: &FusedExpr, fold: RowFold, row_len: usize, ins: &[TensorView],
 fn eval_t<T: Float + VMath + Scratch>(expr: &FusedExpr, fold: RowFold, row_len: usize, ins: &[TensorView], out: &mut Tensor) -> Result<()> {
     let rows = out.len();
     let n = rows.checked_mul(row_len).ok_or_else(|| Error::Internal("fused reduction: size overflows".into()))?;
-    let srcs = sources::<T>(expr, ins, n)?;
+    // Operands are full-size or single elements here (the compiler fuses no broadcast
+    // operand into a reduction), so the expression is seen as one flat row of `n`.
+    let srcs = sources::<T>(expr, ins, &[n])?;
     let o = T::tensor_mut(out).and_then(|a| a.as_slice_mut()).ok_or_else(|| Error::Internal("fused reduction: output is not contiguous".into()))?;
     let regs_len = expr.steps.len() * BLOCK;
     let level = simd::level();

@@ -11,6 +11,9 @@ use gorgon_core::error::fmt_shape;
 use gorgon_core::DType;
 use std::collections::{HashMap, HashSet};
 
+mod fusion;
+pub use fusion::Remat;
+
 /// A map keyed by node id with a multiplicative hash: node ids are small dense integers, and
 /// reading a result (`node.value`, a function's outputs) looks one up per call, where
 /// SipHash (the std default) costs more than the rest of the lookup.
@@ -81,6 +84,18 @@ pub struct Program {
     pub updates: Vec<(NodeId, Slot)>,
     /// Text labels of nodes, for printing and errors.
     pub labels: HashMap<NodeId, String>,
+    /// Nodes the user can read that were fused away (no buffer): how to recompute each
+    /// from values that survive the run (see [`CompileOptions::remat`]).
+    pub remat: NodeMap<Recompute>,
+}
+
+/// A fused-away node's value, recomputed on demand: `expr` over `inputs`.
+#[derive(Clone, Debug)]
+pub struct Recompute {
+    /// The node's elementwise subtree.
+    pub expr: std::sync::Arc<crate::fused::FusedExpr>,
+    /// Where its operands live after a run (kept buffers or stored values).
+    pub inputs: Vec<Slot>,
 }
 
 impl Program {
@@ -130,158 +145,44 @@ pub struct CompileOptions {
     /// (`sum(x * x)` in one pass, see [`crate::fused::reduce`]); needs fusion on. Backends
     /// without a fused-reduction kernel leave it off.
     pub fuse_reductions: bool,
+    /// Fuse operands that broadcast to the tree's shape (a bias row, a per-channel
+    /// constant), not only full-size operands and single elements; needs fusion on.
+    pub fuse_broadcasts: bool,
+    /// Whole-graph programs (no `outputs`) may fuse away elementwise nodes the user built
+    /// (which otherwise keep a buffer each so `node.value` works); their values are then
+    /// recomputed on demand from [`Program::remat`]. Needs fusion on.
+    pub remat: bool,
 }
 
 fn fusion_enabled(opts: &CompileOptions) -> bool {
     !opts.no_fuse && !opts.keep_all && std::env::var("GORGON_FUSE").map(|v| v != "0").unwrap_or(true)
 }
 
-/// An elementwise float node whose operands all have its dtype and either its shape or one element.
-fn conformant(g: &Graph, n: NodeId) -> bool {
-    let node = g.node(n);
-    let NodeKind::Op(op) = &node.kind else { return false };
-    if !op.is_elementwise() || !node.dtype.is_float() {
-        return false;
-    }
-    let numel: usize = node.shape.iter().product();
-    numel > 1
-        && node.inputs.iter().all(|&i| {
-            let inp = g.node(i);
-            inp.dtype == node.dtype && (inp.shape == node.shape || inp.shape.iter().product::<usize>() == 1)
+/// Soft nodes have at least this many elements: below it, separate instructions take the
+/// VM's small-operand fast path (a few ns each) and fusing saves nothing.
+pub const SOFT_MIN_ELEMENTS: usize = 16 * 1024;
+
+/// User-built elementwise nodes of a whole-graph program that may be fused away and
+/// recomputed: large (see [`SOFT_MIN_ELEMENTS`]), not watched, not gradients or update
+/// sources, and reading only leaves, constants and other user-built nodes (whose buffers
+/// survive the run).
+fn soft_nodes(g: &Graph, op_nodes: &[NodeId], opts: &CompileOptions, updates: &[(NodeId, NodeId)]) -> HashSet<NodeId> {
+    let grads: HashSet<NodeId> = g.grad_of.values().copied().collect();
+    let user = |i: NodeId| !matches!(g.node(i).kind, NodeKind::Op(_)) || !g.node(i).is_grad;
+    op_nodes
+        .iter()
+        .copied()
+        .filter(|&n| {
+            let node = g.node(n);
+            !node.is_grad
+                && node.shape.iter().product::<usize>() >= SOFT_MIN_ELEMENTS
+                && g.op_of(n).is_some_and(Op::is_elementwise)
+                && !opts.keep.contains(&n)
+                && !grads.contains(&n)
+                && !updates.iter().any(|&(_, v)| v == n)
+                && node.inputs.iter().all(|&i| user(i))
         })
-}
-
-/// Instructions before buffer planning: (node, op, operand nodes), with fusion applied.
-fn plan_instrs(g: &Graph, op_nodes: &[NodeId], keep: &HashSet<NodeId>, fuse: bool, fuse_reductions: bool) -> Vec<(NodeId, Op, Vec<NodeId>)> {
-    let in_plan: HashSet<NodeId> = op_nodes.iter().copied().collect();
-    let mut consumers: HashMap<NodeId, HashSet<NodeId>> = HashMap::new();
-    for &n in op_nodes {
-        for &i in &g.node(n).inputs {
-            consumers.entry(i).or_default().insert(n);
-        }
-    }
-    let mut root_of: HashMap<NodeId, NodeId> = HashMap::new();
-    if fuse {
-        for &n in op_nodes.iter().rev() {
-            if !conformant(g, n) {
-                continue;
-            }
-            let sole = consumers.get(&n).filter(|c| c.len() == 1).and_then(|c| c.iter().next().copied());
-            let absorbed = match sole {
-                Some(c) if !keep.contains(&n) && in_plan.contains(&c) && g.node(c).shape == g.node(n).shape => root_of.get(&c).copied(),
-                _ => None,
-            };
-            root_of.insert(n, absorbed.unwrap_or(n));
-        }
-    }
-    let mut members: HashMap<NodeId, usize> = HashMap::new();
-    for (&n, &r) in &root_of {
-        if n != r {
-            *members.entry(r).or_default() += 1;
-        }
-    }
-    let reductions = if fuse && fuse_reductions { fusable_reductions(g, op_nodes, keep, &consumers, &root_of) } else { HashMap::new() };
-    let swallowed: HashSet<NodeId> = reductions.values().map(|&(i, ..)| i).collect();
-    let mut out = Vec::with_capacity(op_nodes.len());
-    for &n in op_nodes {
-        let node = g.node(n);
-        let NodeKind::Op(op) = &node.kind else { continue };
-        if swallowed.contains(&n) {
-            continue;
-        }
-        if let Some(&(i, fold, row_len)) = reductions.get(&n) {
-            let (mut steps, mut ext, mut memo) = (Vec::new(), Vec::new(), HashMap::new());
-            build_steps(g, i, i, &root_of, &mut steps, &mut ext, &mut memo);
-            let expr = std::sync::Arc::new(crate::fused::FusedExpr { steps });
-            out.push((n, Op::FusedReduce { expr, fold, row_len }, ext));
-            continue;
-        }
-        match root_of.get(&n) {
-            Some(&r) if r != n => continue,
-            Some(_) if members.get(&n).copied().unwrap_or(0) > 0 => {
-                let mut steps = Vec::new();
-                let mut ext: Vec<NodeId> = Vec::new();
-                let mut memo: HashMap<NodeId, usize> = HashMap::new();
-                build_steps(g, n, n, &root_of, &mut steps, &mut ext, &mut memo);
-                out.push((n, Op::Fused(std::sync::Arc::new(crate::fused::FusedExpr { steps })), ext));
-            }
-            _ => out.push((n, op.clone(), node.inputs.clone())),
-        }
-    }
-    out
-}
-
-/// Sums and means that absorb the elementwise group feeding them: reduction node →
-/// (the group's root, the fold, elements per row). The group must be the reduction's sole
-/// input, read by nothing else and not kept, and the reduced axes must be the trailing ones
-/// (so each output element folds one contiguous row).
-fn fusable_reductions(
-    g: &Graph,
-    op_nodes: &[NodeId],
-    keep: &HashSet<NodeId>,
-    consumers: &HashMap<NodeId, HashSet<NodeId>>,
-    root_of: &HashMap<NodeId, NodeId>,
-) -> HashMap<NodeId, (NodeId, crate::fused::reduce::RowFold, usize)> {
-    use crate::fused::reduce::RowFold;
-    use gorgon_core::kernels::reduce::ReduceOp;
-    let mut found = HashMap::new();
-    for &n in op_nodes {
-        let Some(Op::Reduce { op, axes, .. }) = g.op_of(n) else { continue };
-        let fold = match op {
-            ReduceOp::Sum => RowFold::Sum,
-            ReduceOp::Mean => RowFold::Mean,
-            _ => continue,
-        };
-        let &[i] = g.node(n).inputs.as_slice() else { continue };
-        let sole = consumers.get(&i).is_some_and(|c| c.len() == 1);
-        if !sole || keep.contains(&i) || root_of.get(&i) != Some(&i) || g.node(i).dtype != g.node(n).dtype {
-            continue;
-        }
-        let shape = &g.node(i).shape;
-        let mut ax = axes.clone();
-        ax.sort_unstable();
-        ax.dedup();
-        let first = shape.len().saturating_sub(ax.len());
-        if ax.is_empty() || ax.iter().enumerate().any(|(k, &a)| a != first + k) {
-            continue;
-        }
-        found.insert(n, (i, fold, shape[first..].iter().product()));
-    }
-    found
-}
-
-fn build_steps(
-    g: &Graph,
-    n: NodeId,
-    root: NodeId,
-    root_of: &HashMap<NodeId, NodeId>,
-    steps: &mut Vec<crate::fused::Step>,
-    ext: &mut Vec<NodeId>,
-    memo: &mut HashMap<NodeId, usize>,
-) -> usize {
-    use crate::fused::Step;
-    if let Some(&s) = memo.get(&n) {
-        return s;
-    }
-    let inside = n == root || root_of.get(&n) == Some(&root);
-    let step = if !inside {
-        let k = ext.iter().position(|&e| e == n).unwrap_or_else(|| {
-            ext.push(n);
-            ext.len() - 1
-        });
-        Step::Input(k)
-    } else {
-        let ins: Vec<usize> = g.node(n).inputs.iter().map(|&i| build_steps(g, i, root, root_of, steps, ext, memo)).collect();
-        match g.op_of(n) {
-            Some(Op::Unary(u)) => Step::Unary(*u, ins[0]),
-            Some(Op::Binary(b)) => Step::Binary(*b, ins[0], ins[1]),
-            Some(Op::Where) => Step::Where(ins[0], ins[1], ins[2]),
-            _ => unreachable!("only elementwise ops are fused"),
-        }
-    };
-    steps.push(step);
-    memo.insert(n, steps.len() - 1);
-    steps.len() - 1
+        .collect()
 }
 
 /// Compiles `g` into a program.
@@ -316,7 +217,10 @@ pub fn compile(g: &Graph, opts: &CompileOptions) -> Result<Program> {
         }
     }
     let op_nodes: Vec<NodeId> = order.iter().copied().filter(|&n| matches!(g.node(n).kind, NodeKind::Op(_))).collect();
-    let vinstrs = plan_instrs(g, &op_nodes, &keep, fusion_enabled(opts), opts.fuse_reductions);
+    let on = fusion_enabled(opts);
+    let soft = if on && opts.remat && opts.outputs.is_none() { soft_nodes(g, &op_nodes, opts, &updates) } else { HashSet::new() };
+    let plan = fusion::plan(g, &op_nodes, &keep, &soft, fusion::Fusion { on, reductions: opts.fuse_reductions, broadcasts: opts.fuse_broadcasts });
+    let vinstrs = plan.instrs;
     // Liveness: index of the last instruction reading each node.
     let mut last_use: HashMap<NodeId, usize> = HashMap::new();
     for (i, (_, _, ins)) in vinstrs.iter().enumerate() {
@@ -364,6 +268,20 @@ pub fn compile(g: &Graph, opts: &CompileOptions) -> Result<Program> {
                     free.entry(prog.buffers[b].clone()).or_default().push(b);
                 }
             }
+        }
+    }
+    for (n, r) in plan.remat {
+        let slots: Option<Vec<Slot>> = r
+            .inputs
+            .iter()
+            .map(|&i| match g.node(i).kind {
+                NodeKind::Op(_) => prog.node_buf.get(&i).map(|&b| Slot::Buf(b)),
+                _ => Some(Slot::Stored(i)),
+            })
+            .collect();
+        // Operands are kept nodes by construction; were one not, the node has no value.
+        if let Some(inputs) = slots {
+            prog.remat.insert(n, Recompute { expr: r.expr, inputs });
         }
     }
     for (t, v) in updates {
