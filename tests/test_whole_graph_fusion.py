@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 import gorgon_rs as gr
 
@@ -81,3 +82,20 @@ def test_training_graph_matches_unfused_program() -> None:
     assert n_fused < n_plain
     for a, b in zip(fused, plain):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+
+
+def test_nan_guard_blames_the_node_that_made_the_nan() -> None:
+    g = gr.Graph()
+    n = 50_000
+    x = g.vector(gr.float64, n, name="x", value=-np.ones(n))
+    r = gr.sqrt(x)
+    r.name = "root"
+    y = gr.tanh(r * 2.0)
+    y.name = "later"
+    with gr.TapeMachine(g, nan_guard=True) as m:
+        assert not any("fused(" in line for line in m.program())
+        with pytest.raises(gr.NumericError, match="root"):
+            m.run_all()
+    # Without the guard the same graph fuses.
+    with gr.TapeMachine(g) as m:
+        assert any("fused(" in line for line in m.program())

@@ -357,7 +357,9 @@ impl TapeMachine {
             for &w in &opts.watch {
                 g.try_node(w)?;
             }
-            let program = compile(&g, &CompileOptions { outputs: opts.outputs.clone(), keep: opts.watch.clone(), keep_all: opts.keep_all, no_fuse: opts.no_fuse, fuse_reductions: true, fuse_broadcasts: true, remat: true })?;
+            // With nan_guard or trace every node the user built keeps its own instruction,
+            // so a NaN is blamed on (and a trace line names) the node that made it.
+            let program = compile(&g, &CompileOptions { outputs: opts.outputs.clone(), keep: opts.watch.clone(), keep_all: opts.keep_all, no_fuse: opts.no_fuse, fuse_reductions: true, fuse_broadcasts: true, remat: !opts.nan_guard && !opts.trace })?;
             let small = exec::classify_small(&g, &program);
             (program, small)
         };
