@@ -423,7 +423,7 @@ fn batched<T: Element>(
 }
 
 /// Largest `(m + n)·k` (packed elements of one product) the own GEMM takes.
-const OWN_MAX_PACKED: usize = 4 << 20;
+const OWN_MAX_PACKED: usize = 16 << 20;
 
 fn float_matmul<T: Gemm>(ops: Batched<T>, c: &mut [T], g: &Geometry) {
     let (m, k, n) = (g.m, g.k, g.n);
@@ -435,9 +435,10 @@ fn float_matmul<T: Gemm>(ops: Batched<T>, c: &mut [T], g: &Geometry) {
     let nt = max_threads();
     let mn = m * n;
     let nb = offs.len();
-    // The own GEMM packs both operands whole; past OWN_MAX_PACKED elements that scratch no
-    // longer stays in cache (nor between calls), and matrixmultiply's blocked packing wins
-    // (N = 2048: ~250 vs ~220 GFLOP/s on the 2-core dev VM).
+    // The own GEMM packs both operands whole into a scratch it keeps between calls (up to
+    // OWN_MAX_PACKED elements, see avx512::KEEP_SCRATCH); larger products go to
+    // matrixmultiply, whose blocked packing needs little memory (N = 2048 on the 2-core dev
+    // VM: own 296, matrixmultiply 269, NumPy/OpenBLAS 321 GFLOP/s).
     if T::has_own() && (m + n).saturating_mul(k) <= OWN_MAX_PACKED {
         own_matmul(Batched { pa, pb, rsa, csa, rsb, csb, offs }, c, g, nt);
         return;

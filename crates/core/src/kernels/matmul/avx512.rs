@@ -44,8 +44,12 @@ const NC_STRIPS: usize = 16;
 const PAR_MACS: usize = 1 << 20;
 /// Parts of `C` per thread (see [`gemm_packed`]).
 const PARTS_PER_THREAD: usize = 4;
-/// Largest scratch (floats) kept between calls; bigger ones are freed after the call.
-const KEEP_SCRATCH: usize = 8 << 20;
+/// Largest scratch (floats, 64 MiB) kept between calls; bigger ones are freed after the call.
+/// Both operands are packed whole, so a product with `(m + n)·k` up to this size reuses its
+/// scratch (freeing and re-faulting 32 MiB per N = 2048 product cost ~15% of its time). The
+/// price: each thread that ran such a product keeps up to 64 MiB. The matmul module sends
+/// larger products to matrixmultiply, so this bounds the scratch too.
+const KEEP_SCRATCH: usize = 16 << 20;
 
 /// A strided read-only `f32` matrix operand.
 #[derive(Clone, Copy)]
