@@ -22,7 +22,7 @@ from typing import Any, Callable, Optional, Self, Sequence, final
 import numpy.typing as npt
 
 __all__ = [
-    "Graph", "NodeBase", "TapeMachine", "LispMachine", "Function", "CustomOp", "solver_step", "save_safetensors",
+    "Graph", "NodeBase", "TapeMachine", "LispMachine", "Function", "LentBuffer", "CustomOp", "solver_step", "save_safetensors",
     "load_safetensors", "seed", "cuda_is_available", "cuda_device_count", "cuda_unavailable_reason", "cuda_memory_info",
     "simd_level", "_debug_panic", "dtypes",
 ]
@@ -151,6 +151,7 @@ class LentBuffer:
     machine when the last array over it is gone)."""
     def __len__(self) -> int: ...
 
+@final
 class Function:
     """A compiled callable (what ``gr.function`` returns): ``f(*values)`` binds each input leaf
     (like ``Graph.let``; other values go through ``converter(index, value) -> ndarray``), runs
