@@ -3,13 +3,11 @@ them (``sum(x * x)`` without a temporary), and give the unfused program's result
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 import gorgon_rs as gr
+from _fusion_helpers import fused_and_unfused
 
 
 @pytest.mark.parametrize(("axis", "keepdims", "fused"), [
@@ -52,12 +50,7 @@ def test_unfused_gives_the_same_numbers() -> None:
         "v = np.linspace(-3, 3, 64 * 3000).reshape(64, 3000)\n"
         "print(len(f.program())); print(repr(f(v).tolist()))\n"
     )
-    runs = []
-    for fuse in ("1", "0"):
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                             env={**__import__("os").environ, "GORGON_FUSE": fuse}).stdout.split("\n")
-        runs.append((int(out[0]), eval(out[1])))  # noqa: S307 - our own repr of a float list
-    (n_fused, fused), (n_plain, plain) = runs
+    (n_fused, fused), (n_plain, plain) = fused_and_unfused(code)
     assert n_fused == 1 and n_plain == 3
     np.testing.assert_allclose(fused, plain, rtol=1e-13)
 

@@ -5,14 +5,11 @@ program's (GORGON_FUSE=0) and NumPy's."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 import gorgon_rs as gr
+from _fusion_helpers import fused_and_unfused
 
 
 def _convish() -> tuple[gr.Graph, dict[str, gr.Node], dict[str, np.ndarray]]:
@@ -73,12 +70,7 @@ def test_training_graph_matches_unfused_program() -> None:
         "print(len(m.program()))\n"
         "print(repr([float(loss.value), gW.value.ravel().tolist(), gb.value.tolist(), h.value.ravel()[:50].tolist()]))\n"
     )
-    runs = []
-    for fuse in ("1", "0"):
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                             env={**os.environ, "GORGON_FUSE": fuse}).stdout.split("\n")
-        runs.append((int(out[0]), eval(out[1])))  # noqa: S307 - our own repr of floats
-    (n_fused, fused), (n_plain, plain) = runs
+    (n_fused, fused), (n_plain, plain) = fused_and_unfused(code)
     assert n_fused < n_plain
     for a, b in zip(fused, plain):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)

@@ -26,11 +26,10 @@ impl LentBuffer {
     }
 }
 
-fn borrow<'py, T: NpElement>(py: Python<'py>, a: &numpy::ndarray::ArrayD<T>, base: Bound<'py, LentBuffer>) -> Bound<'py, PyAny> {
+fn borrow<'py, T: NpElement>(a: &numpy::ndarray::ArrayD<T>, base: Bound<'py, LentBuffer>) -> Bound<'py, PyAny> {
     // SAFETY: `a` lives inside the `Lent` that `base` keeps alive, and nothing reallocates or
     // writes it while it is lent: the machine only reads it, and takes it back (or leaves it)
     // before its next run writes any buffer.
-    let _ = py;
     unsafe { PyArray::borrow_from_array(a, base.into_any()) }.into_any()
 }
 
@@ -39,10 +38,10 @@ pub fn lent_to_py(py: Python<'_>, lent: Arc<Lent>) -> PyResult<Bound<'_, PyAny>>
     let base = Bound::new(py, LentBuffer { inner: lent })?;
     let inner = base.get().inner.clone();
     Ok(match inner.tensor() {
-        Tensor::F32(a) => borrow(py, a, base),
-        Tensor::F64(a) => borrow(py, a, base),
-        Tensor::I32(a) => borrow(py, a, base),
-        Tensor::I64(a) => borrow(py, a, base),
-        Tensor::Bool(a) => borrow(py, a, base),
+        Tensor::F32(a) => borrow(a, base),
+        Tensor::F64(a) => borrow(a, base),
+        Tensor::I32(a) => borrow(a, base),
+        Tensor::I64(a) => borrow(a, base),
+        Tensor::Bool(a) => borrow(a, base),
     })
 }

@@ -98,8 +98,8 @@ pub(super) fn plan(g: &Graph, op_nodes: &[NodeId], keep: &HashSet<NodeId>, soft:
             *members.entry(r).or_default() += 1;
         }
     }
-    let reductions = if f.on && f.reductions { fusable_reductions(g, op_nodes, &pinned, &consumers, &root_of) } else { HashMap::new() };
-    let swallowed: HashSet<NodeId> = reductions.values().map(|&(i, ..)| i).collect();
+    let mut reductions = if f.on && f.reductions { fusable_reductions(g, op_nodes, &pinned, &consumers, &root_of) } else { HashMap::new() };
+    let swallowed: HashSet<NodeId> = reductions.values().map(|r| r.root).collect();
     let mut instrs = Vec::with_capacity(op_nodes.len());
     for &n in op_nodes {
         let node = g.node(n);
@@ -107,9 +107,8 @@ pub(super) fn plan(g: &Graph, op_nodes: &[NodeId], keep: &HashSet<NodeId>, soft:
         if swallowed.contains(&n) {
             continue;
         }
-        if let Some(&(i, fold, row_len)) = reductions.get(&n) {
-            let (expr, ext) = group_expr(g, i, i, &root_of);
-            instrs.push((n, Op::FusedReduce { expr, fold, row_len }, ext));
+        if let Some(r) = reductions.remove(&n) {
+            instrs.push((n, Op::FusedReduce { expr: r.expr, fold: r.fold, row_len: r.row_len }, r.inputs));
             continue;
         }
         match root_of.get(&n) {
@@ -133,8 +132,19 @@ pub(super) fn plan(g: &Graph, op_nodes: &[NodeId], keep: &HashSet<NodeId>, soft:
     Plan { instrs, remat }
 }
 
-/// Sums and means that absorb the elementwise group feeding them: reduction node →
-/// (the group's root, the fold, elements per row). The group must be the reduction's sole
+/// A sum or mean that absorbs the elementwise group feeding it.
+struct Reduction {
+    /// The group's root (the reduction's operand).
+    root: NodeId,
+    fold: RowFold,
+    /// Elements of the group per output element.
+    row_len: usize,
+    /// The group's expression and operands.
+    expr: Arc<FusedExpr>,
+    inputs: Vec<NodeId>,
+}
+
+/// The fusable reductions, by reduction node. The group must be the reduction's sole
 /// input, read by nothing else and not pinned, the reduced axes the trailing ones (so each
 /// output element folds one contiguous row), and its operands full-size or single elements.
 fn fusable_reductions(
@@ -143,7 +153,7 @@ fn fusable_reductions(
     pinned: &dyn Fn(&NodeId) -> bool,
     consumers: &HashMap<NodeId, HashSet<NodeId>>,
     root_of: &HashMap<NodeId, NodeId>,
-) -> HashMap<NodeId, (NodeId, RowFold, usize)> {
+) -> HashMap<NodeId, Reduction> {
     use gorgon_core::kernels::reduce::ReduceOp;
     let mut found = HashMap::new();
     for &n in op_nodes {
@@ -159,7 +169,7 @@ fn fusable_reductions(
             continue;
         }
         let shape = &g.node(i).shape;
-        let (_, ext) = group_expr(g, i, i, root_of);
+        let (expr, ext) = group_expr(g, i, i, root_of);
         if !ext.iter().all(|&e| g.node(e).shape == *shape || g.node(e).shape.iter().product::<usize>() == 1) {
             continue;
         }
@@ -170,7 +180,7 @@ fn fusable_reductions(
         if ax.is_empty() || ax.iter().enumerate().any(|(k, &a)| a != first + k) {
             continue;
         }
-        found.insert(n, (i, fold, shape[first..].iter().product()));
+        found.insert(n, Reduction { root: i, fold, row_len: shape[first..].iter().product(), expr, inputs: ext });
     }
     found
 }

@@ -62,37 +62,32 @@ pub(crate) enum Src<'a, T> {
     Bcast(bcast::Bcast<'a, T>),
 }
 
+/// The per-thread block registers of the fused loops (kept between runs: no allocation in a
+/// steady-state run).
 pub(crate) trait Scratch: Sized {
+    /// Runs `f` with this thread's scratch of at least `n` elements.
     fn with<R>(n: usize, f: impl FnOnce(&mut [Self]) -> R) -> R;
 }
 
-thread_local! {
-    static SCRATCH32: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-    static SCRATCH64: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
-}
-
-impl Scratch for f32 {
-    fn with<R>(n: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-        SCRATCH32.with(|s| {
-            let mut s = s.borrow_mut();
-            if s.len() < n {
-                s.resize(n, 0.0);
+macro_rules! impl_scratch {
+    ($($t:ty => $tls:ident),*) => {$(
+        thread_local! {
+            static $tls: RefCell<Vec<$t>> = const { RefCell::new(Vec::new()) };
+        }
+        impl Scratch for $t {
+            fn with<R>(n: usize, f: impl FnOnce(&mut [$t]) -> R) -> R {
+                $tls.with(|s| {
+                    let mut s = s.borrow_mut();
+                    if s.len() < n {
+                        s.resize(n, 0.0);
+                    }
+                    f(&mut s[..n])
+                })
             }
-            f(&mut s[..n])
-        })
-    }
+        }
+    )*};
 }
-impl Scratch for f64 {
-    fn with<R>(n: usize, f: impl FnOnce(&mut [f64]) -> R) -> R {
-        SCRATCH64.with(|s| {
-            let mut s = s.borrow_mut();
-            if s.len() < n {
-                s.resize(n, 0.0);
-            }
-            f(&mut s[..n])
-        })
-    }
-}
+impl_scratch!(f32 => SCRATCH32, f64 => SCRATCH64);
 
 /// Evaluates `expr` over `ins` into `out` (float32/float64, contiguous).
 pub fn eval(expr: &FusedExpr, ins: &[TensorView], out: &mut Tensor) -> Result<()> {

@@ -6,10 +6,12 @@
 //! axes) fold into one output element; a full reduction is one row. Each block of a row is
 //! summed with 16 independent lanes and the block sums are merged pairwise, so the rounding
 //! error grows like that of a pairwise sum (`O(log n)`), as core's unfused reductions do.
-//! Long single rows are split across threads; many rows are spread over threads by rows.
+//! Long single rows are split across threads; many rows are spread over threads by rows. The
+//! block sums merge through core's [`Cascade`], as core's own reductions do.
 
 use super::{eval_block, sources, FusedExpr, Scratch, Src, BLOCK};
 use crate::error::{Error, Result};
+use gorgon_core::kernels::reduce::Cascade;
 use gorgon_core::kernels::simd::{self, SimdLevel};
 use gorgon_core::kernels::threads;
 use gorgon_core::kernels::vmath::VMath;
@@ -110,15 +112,16 @@ unsafe fn sum_range_avx2<T: Float + VMath>(expr: &FusedExpr, srcs: &[Src<T>], at
 #[inline(always)]
 fn sum_range_impl<T: Float + VMath>(expr: &FusedExpr, srcs: &[Src<T>], at: usize, len: usize, regs: &mut [T]) -> T {
     let last = (expr.steps.len() - 1) * BLOCK;
-    let mut cascade = Cascade::default();
+    let add = |a: T, b: T| a + b;
+    let mut cascade = Cascade::new(T::zero());
     let mut off = 0;
     while off < len {
         let l = BLOCK.min(len - off);
         eval_block(expr, srcs, at + off, l, regs, None);
-        cascade.push(lane_sum(&regs[last..last + l]));
+        cascade.push(lane_sum(&regs[last..last + l]), add);
         off += l;
     }
-    cascade.finish()
+    cascade.finish(add)
 }
 
 /// Σ of a block with 16 independent accumulators (vectorizes; no loop-carried dependency
@@ -141,40 +144,6 @@ fn lane_sum<T: Float>(x: &[T]) -> T {
         }
     }
     chunks.remainder().iter().fold(acc[0], |a, &v| a + v)
-}
-
-/// Pairwise merging of block sums, in order (a binary counter: a level-k entry covers 2^k
-/// blocks), so the error grows with the logarithm of the block count.
-struct Cascade<T> {
-    stack: [(u32, T); 64],
-    top: usize,
-}
-
-impl<T: Float> Default for Cascade<T> {
-    fn default() -> Self {
-        Cascade { stack: [(0, T::zero()); 64], top: 0 }
-    }
-}
-
-impl<T: Float> Cascade<T> {
-    #[inline(always)]
-    fn push(&mut self, v: T) {
-        let mut cur = (0u32, v);
-        while self.top > 0 && self.stack[self.top - 1].0 == cur.0 {
-            self.top -= 1;
-            cur = (cur.0 + 1, self.stack[self.top].1 + cur.1);
-        }
-        // 64 levels cover 2^64 blocks: the stack cannot overflow.
-        if self.top < self.stack.len() {
-            self.stack[self.top] = cur;
-            self.top += 1;
-        }
-    }
-
-    #[inline(always)]
-    fn finish(&self) -> T {
-        self.stack[..self.top].iter().rev().fold(T::zero(), |acc, &(_, v)| v + acc)
-    }
 }
 
 #[cfg(test)]

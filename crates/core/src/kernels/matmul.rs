@@ -422,8 +422,13 @@ fn batched<T: Element>(
     Ok(())
 }
 
-/// Largest `(m + n)·k` (packed elements of one product) the own GEMM takes.
-const OWN_MAX_PACKED: usize = 16 << 20;
+/// Largest `(m + n)·k` (packed elements of one product) the own GEMM takes: what fits the
+/// packing scratch it keeps between calls.
+#[cfg(target_arch = "x86_64")]
+const OWN_MAX_PACKED: usize = avx512::KEEP_SCRATCH;
+/// No own GEMM off x86-64 (`has_own` is false there).
+#[cfg(not(target_arch = "x86_64"))]
+const OWN_MAX_PACKED: usize = 0;
 
 fn float_matmul<T: Gemm>(ops: Batched<T>, c: &mut [T], g: &Geometry) {
     let (m, k, n) = (g.m, g.k, g.n);
@@ -435,8 +440,8 @@ fn float_matmul<T: Gemm>(ops: Batched<T>, c: &mut [T], g: &Geometry) {
     let nt = max_threads();
     let mn = m * n;
     let nb = offs.len();
-    // The own GEMM packs both operands whole into a scratch it keeps between calls (up to
-    // OWN_MAX_PACKED elements, see avx512::KEEP_SCRATCH); larger products go to
+    // The own GEMM packs both operands whole into a scratch it keeps between calls (see
+    // OWN_MAX_PACKED); larger products go to
     // matrixmultiply, whose blocked packing needs little memory (N = 2048 on the 2-core dev
     // VM: own 296, matrixmultiply 269, NumPy/OpenBLAS 321 GFLOP/s).
     if T::has_own() && (m + n).saturating_mul(k) <= OWN_MAX_PACKED {

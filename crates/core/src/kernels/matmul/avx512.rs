@@ -49,7 +49,7 @@ const PARTS_PER_THREAD: usize = 4;
 /// scratch (freeing and re-faulting 32 MiB per N = 2048 product cost ~15% of its time). The
 /// price: each thread that ran such a product keeps up to 64 MiB. The matmul module sends
 /// larger products to matrixmultiply, so this bounds the scratch too.
-const KEEP_SCRATCH: usize = 16 << 20;
+pub(super) const KEEP_SCRATCH: usize = 16 << 20;
 
 /// A strided read-only `f32` matrix operand.
 #[derive(Clone, Copy)]

@@ -88,8 +88,20 @@ fn sum_pairwise<T: RElem>(x: &[T]) -> T {
     cas.finish(add)
 }
 
-/// Merges partial results pairwise, in order (binary-counter cascade).
-struct Cascade<T> {
+/// Merges partial results pairwise, in order (a binary counter: a level-k entry covers 2^k
+/// parts), so the rounding error of a sum grows with the logarithm of the number of parts.
+/// Public so that other kernels summing block by block (the fused reductions of
+/// `gorgon-autodiff`) round like this crate's reductions.
+///
+/// ```
+/// use gorgon_core::kernels::reduce::Cascade;
+/// let mut c = Cascade::new(0.0f32);
+/// for _ in 0..1_000_000 {
+///     c.push(0.1, |a, b| a + b);
+/// }
+/// assert!((c.finish(|a, b| a + b) - 100_000.0).abs() < 1.0);
+/// ```
+pub struct Cascade<T> {
     /// (level, value); a level-k entry covers 2^k parts. 64 levels cover any count.
     stack: [(u32, T); 64],
     top: usize,
@@ -97,8 +109,9 @@ struct Cascade<T> {
 }
 
 impl<T: Copy> Cascade<T> {
+    /// An empty cascade; `finish` returns `empty` if nothing was pushed.
     #[inline(always)]
-    fn new(empty: T) -> Self {
+    pub fn new(empty: T) -> Self {
         Cascade {
             stack: [(0, empty); 64],
             top: 0,
@@ -106,8 +119,9 @@ impl<T: Copy> Cascade<T> {
         }
     }
 
+    /// Adds the next part, merging equal levels with `c`.
     #[inline(always)]
-    fn push(&mut self, p: T, c: impl Fn(T, T) -> T) {
+    pub fn push(&mut self, p: T, c: impl Fn(T, T) -> T) {
         let mut cur = (0u32, p);
         while self.top > 0 && self.stack[self.top - 1].0 == cur.0 {
             self.top -= 1;
@@ -119,8 +133,9 @@ impl<T: Copy> Cascade<T> {
         }
     }
 
+    /// Combines what is left, in order.
     #[inline(always)]
-    fn finish(&self, c: impl Fn(T, T) -> T) -> T {
+    pub fn finish(&self, c: impl Fn(T, T) -> T) -> T {
         if self.top == 0 {
             return self.empty;
         }

@@ -120,6 +120,7 @@ mod fold;
 use arg::arg_typed;
 use driver::reduce_typed;
 pub(crate) use elem::RElem;
+pub use fold::Cascade;
 pub(crate) use fold::{max_slice, sum_slice};
 
 /// Reduces `x` over `axes` (sorted, unique, in range) into `out`, whose element count equals
